@@ -1,0 +1,1 @@
+"""w2v2.analysis"""

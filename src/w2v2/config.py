@@ -1,0 +1,117 @@
+"""Model configuration: one plain dataclass, saved as JSON next to every checkpoint.
+
+Field names follow fairseq's ``Wav2Vec2Config`` where one exists, so that a user who knows the
+reference implementation finds the same knobs; the values of the presets live in
+:mod:`w2v2.model.presets` as literals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ConvSpec = tuple[tuple[int, int, int], ...]  # (channels, kernel, stride) per block
+
+BASE_CONV: ConvSpec = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
+
+
+@dataclass
+class W2V2Config:
+    # feature encoder (section 2, "Feature encoder")
+    conv_layers: ConvSpec = BASE_CONV
+    extractor_mode: str = "group"  # "group": GroupNorm on block 0, no bias; "layer": LayerNorm everywhere
+    conv_bias: bool = False
+    # context network (section 2, "Contextualized representations with Transformers")
+    encoder_embed_dim: int = 768
+    encoder_layers: int = 12
+    encoder_ffn_embed_dim: int = 3072
+    encoder_attention_heads: int = 12
+    layer_norm_first: bool = False  # pre-LN blocks + final LayerNorm (LV60 / XLS-R layout)
+    conv_pos: int = 128
+    conv_pos_groups: int = 16
+    layer_norm_eps: float = 1e-5
+    # regularisation
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0
+    dropout_input: float = 0.1
+    dropout_features: float = 0.1
+    encoder_layerdrop: float = 0.05
+    final_dropout: float = 0.0  # before the CTC head
+    # quantization module (section 2, eq. 1)
+    latent_vars: int = 320
+    latent_groups: int = 2
+    latent_dim: int = 0  # codevector width (all groups); 0 = final_dim, as fairseq
+    final_dim: int = 256
+    latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # (max, min, decay per update)
+    quantize_input: bool = False  # ablation (table 4): quantized Transformer inputs
+    quantize_targets: bool = True  # ablation (table 4): False = continuous targets
+    # masking (section 3.1, appendix A); mask_prob is fairseq-style (start prob x span length)
+    mask_prob: float = 0.65
+    mask_length: int = 10
+    mask_min_masks: int = 2
+    mask_channel_prob: float = 0.0
+    mask_channel_length: int = 64
+    # objective (section 3.2)
+    num_negatives: int = 100
+    logit_temp: float = 0.1
+    diversity_weight: float = 0.1
+    feature_pen_weight: float = 10.0
+    diversity_form: str = "perplexity"  # "perplexity" (fairseq) or "entropy" (paper eq. 4)
+    feature_grad_mult: float = 0.1
+    # input
+    normalize: bool = False  # per-utterance zero mean / unit variance (LV60 layout)
+    # CTC head (section 4.3); 0 = no head
+    vocab_size: int = 0
+    # provenance, shown by ``w2v2 info``
+    origin: str = "w2v2"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def codevector_dim(self) -> int:
+        return self.latent_dim if self.latent_dim > 0 else self.final_dim
+
+    @property
+    def frame_stride(self) -> int:
+        s = 1
+        for _, _, stride in self.conv_layers:
+            s *= stride
+        return s
+
+    @property
+    def receptive_field(self) -> int:
+        r, s = 1, 1
+        for _, k, stride in self.conv_layers:
+            r += (k - 1) * s
+            s *= stride
+        return r
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> W2V2Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        d = dict(d)
+        if "conv_layers" in d:
+            d["conv_layers"] = tuple(tuple(int(v) for v in layer) for layer in d["conv_layers"])
+        if "latent_temp" in d:
+            d["latent_temp"] = tuple(float(v) for v in d["latent_temp"])
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> W2V2Config:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read model config: {e}") from e
+        return cls.from_dict(d)

@@ -1,0 +1,82 @@
+"""Feature encoder f: X -> Z (paper section 2): a stack of temporal convolutions over raw audio."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def conv_output_lengths(lengths: Tensor, kernel: int, stride: int) -> Tensor:
+    """Valid output frames of an unpadded 1-D convolution: floor((L - k) / s) + 1, clamped at 0."""
+    return torch.clamp(torch.div(lengths - kernel, stride, rounding_mode="floor") + 1, min=0)
+
+
+class ConvLayerBlock(nn.Module):
+    """Conv1d -> optional norm -> GELU.
+
+    ``norm`` is a GroupNorm (applied on channels-first input) or a LayerNorm over channels
+    (applied channels-last), or None.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, bias: bool,
+                 norm: nn.Module | None) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=bias)
+        self.norm = norm
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        x = self.conv(x)
+        if isinstance(self.norm, nn.LayerNorm):
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        elif self.norm is not None:
+            x = self.norm(x)
+        x = F.gelu(x)
+        if lengths is not None:
+            lengths = conv_output_lengths(lengths, self.kernel, self.stride)
+        return x, lengths
+
+
+class FeatureEncoder(nn.Module):
+    """Raw waveform (B, T) -> latent frames (B, T', C), valid lengths carried through every block."""
+
+    def __init__(self, blocks: list[ConvLayerBlock]) -> None:
+        super().__init__()
+        self.conv_layers = nn.ModuleList(blocks)
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv_layers[-1].conv.out_channels
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        for block in self.conv_layers:
+            lengths = conv_output_lengths(lengths, block.kernel, block.stride)
+        return lengths
+
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if waveform.dim() != 2:
+            raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
+        x = waveform.unsqueeze(1)
+        for block in self.conv_layers:
+            x, lengths = block(x, lengths)
+        return x.transpose(1, 2), lengths
+
+
+def build_feature_encoder(conv_layers: tuple[tuple[int, int, int], ...], mode: str,
+                          bias: bool) -> FeatureEncoder:
+    """``mode`` "group": GroupNorm(C, C) on the first block only (BASE); "layer": LayerNorm after
+    every conv (LARGE-LV60, XLS-R)."""
+    if mode not in ("group", "layer"):
+        raise ValueError(f"extractor_mode must be 'group' or 'layer', got {mode!r}")
+    blocks, in_ch = [], 1
+    for i, (ch, k, s) in enumerate(conv_layers):
+        norm: nn.Module | None = None
+        if mode == "layer":
+            norm = nn.LayerNorm(ch)
+        elif i == 0:
+            norm = nn.GroupNorm(ch, ch, affine=True)
+        blocks.append(ConvLayerBlock(in_ch, ch, k, s, bias, norm))
+        in_ch = ch
+    return FeatureEncoder(blocks)

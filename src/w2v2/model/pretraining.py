@@ -1,0 +1,123 @@
+"""Wav2Vec2ForPreTraining: the self-supervised model and its loss (paper section 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import W2V2Config
+from .losses import contrastive_accuracy, contrastive_logits, contrastive_loss, diversity_loss
+from .masking import compute_mask_indices, sample_negatives
+from .quantizer import GumbelVectorQuantizer
+from .wav2vec2 import Wav2Vec2Model, build_model
+
+
+@dataclass
+class PretrainOutput:
+    loss: Tensor  # per masked step: contrastive + a * diversity + b * feature penalty
+    contrastive: Tensor  # summed over masked steps (eq. 3)
+    diversity: Tensor  # per step (eq. 4, fairseq's perplexity form by default)
+    penalty: Tensor  # mean squared feature-encoder output
+    sample_size: int  # number of masked steps (fairseq's sample_size)
+    correct: int
+    count: int
+    code_perplexity: Tensor
+    prob_perplexity: Tensor
+    temperature: float
+    logits: Tensor  # (B, M, K + 1)
+    codes: Tensor  # (B, M, G) codebook entries chosen at the masked steps
+
+
+class Wav2Vec2ForPreTraining(nn.Module):
+    def __init__(self, cfg: W2V2Config, wav2vec2: Wav2Vec2Model, quantizer: GumbelVectorQuantizer | None,
+                 input_quantizer: GumbelVectorQuantizer | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.wav2vec2 = wav2vec2
+        self.quantizer = quantizer
+        self.input_quantizer = input_quantizer
+        c = wav2vec2.feature_extractor.out_channels
+        d = wav2vec2.feature_projection.projection.out_features
+        self.dropout_features = nn.Dropout(cfg.dropout_features)
+        self.project_q = nn.Linear(cfg.codevector_dim if quantizer is not None else c, cfg.final_dim)
+        self.final_proj = nn.Linear(d, cfg.final_dim)
+        self.project_inp = nn.Linear(cfg.codevector_dim, d) if input_quantizer is not None else None
+
+    def set_num_updates(self, num_updates: int) -> None:
+        for q in (self.quantizer, self.input_quantizer):
+            if q is not None:
+                q.set_num_updates(num_updates)
+
+    def compute_masks(self, frame_lengths: list[int], total: int, rng: np.random.Generator) -> Tensor:
+        cfg = self.cfg
+        return torch.from_numpy(compute_mask_indices(frame_lengths, total, cfg.mask_prob, cfg.mask_length,
+                                                     cfg.mask_min_masks, rng))
+
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None, mask_indices: Tensor | None = None,
+                negatives: Tensor | None = None, rng: np.random.Generator | None = None,
+                generator: torch.Generator | None = None) -> PretrainOutput:
+        """``mask_indices`` (B, T) bool and ``negatives`` (B, M, K) indices into the masked steps
+        may be given (tests, oracles); otherwise they are drawn from ``rng`` / ``generator``."""
+        cfg, w = self.cfg, self.wav2vec2
+        f = w.features(waveform, lengths)
+        b, t, _ = f.projected.shape
+        if mask_indices is None:
+            fl = [t] * b if f.lengths is None else f.lengths.tolist()
+            mask_indices = self.compute_masks(fl, t, rng if rng is not None else np.random.default_rng())
+        mask_indices = mask_indices.to(f.projected.device)
+        m = int(mask_indices[0].sum())
+        if bool((mask_indices.sum(1) != m).any()):
+            raise ValueError("every utterance must have the same number of masked steps")
+        x = f.projected
+        in_div = None
+        if self.input_quantizer is not None:  # ablation: quantized Transformer inputs (table 4)
+            qi = self.input_quantizer(f.normed.reshape(b * t, -1))
+            x = self.project_inp(qi.quantized.view(b, t, -1))
+            in_div = diversity_loss(qi.avg_probs, qi.prob_perplexity, cfg.diversity_form)
+        channel_mask = None
+        if self.training and cfg.mask_channel_prob > 0:
+            ch = compute_mask_indices([x.shape[-1]] * b, x.shape[-1], cfg.mask_channel_prob,
+                                      cfg.mask_channel_length, 0, rng or np.random.default_rng(), same_count=False)
+            channel_mask = torch.from_numpy(ch).to(x.device)
+        x = w.apply_mask(x, mask_indices, channel_mask)
+        x, _ = w.encoder(x, f.key_mask)
+        c = self.final_proj(x[mask_indices].view(b, m, -1))
+        z = self.dropout_features(f.normed)[mask_indices]  # (B*M, C): the quantizer sees unmasked z
+        if self.quantizer is not None:
+            q = self.quantizer(z)
+            y, codes = q.quantized, q.codes.view(b, m, -1)
+            code_ppl, prob_ppl = q.code_perplexity, q.prob_perplexity
+            div = diversity_loss(q.avg_probs, q.prob_perplexity, cfg.diversity_form)
+            temperature = self.quantizer.temperature
+        else:  # ablation: continuous targets
+            y, codes = z, torch.zeros(b, m, 0, dtype=torch.long, device=z.device)
+            code_ppl = prob_ppl = torch.zeros((), device=z.device)
+            div, temperature = torch.zeros((), device=z.device), 0.0
+        if in_div is not None:
+            div = div + in_div
+        y = self.project_q(y).view(b, m, -1)
+        if negatives is None:
+            negatives = sample_negatives(b, m, cfg.num_negatives, generator=generator)
+        negatives = negatives.to(y.device)
+        negs = y[torch.arange(b, device=y.device).view(b, 1, 1), negatives]  # (B, M, K, D)
+        logits = contrastive_logits(c, y, negs, cfg.logit_temp)
+        contrastive = contrastive_loss(logits)
+        n = b * m
+        loss = contrastive / n + cfg.diversity_weight * div + cfg.feature_pen_weight * f.penalty
+        correct, count = contrastive_accuracy(logits)
+        return PretrainOutput(loss, contrastive, div, f.penalty, n, correct, count, code_ppl, prob_ppl,
+                              temperature, logits, codes)
+
+
+def build_pretraining_model(cfg: W2V2Config) -> Wav2Vec2ForPreTraining:
+    w = build_model(cfg)
+    c = w.feature_extractor.out_channels
+
+    def quantizer() -> GumbelVectorQuantizer:
+        return GumbelVectorQuantizer(c, cfg.latent_vars, cfg.latent_groups, cfg.codevector_dim, cfg.latent_temp)
+
+    return Wav2Vec2ForPreTraining(cfg, w, quantizer() if cfg.quantize_targets else None,
+                                  quantizer() if cfg.quantize_input else None)
