@@ -108,9 +108,10 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None, num_layers: int | None = None,
                 return_hidden: bool = False) -> tuple[Tensor, list[Tensor]]:
-        """Returns the output and, with ``return_hidden``, each block's raw output (before the final
-        LayerNorm of the pre-LN layout, as transformers' ``hidden_states``). ``num_layers`` stops
-        after that many blocks; the pre-LN final LayerNorm is applied only when all blocks ran."""
+        """Returns the output and, with ``return_hidden``, the L + 1 hidden states of transformers'
+        convention: the input of block 1, then each block's raw output (before the final LayerNorm
+        of the pre-LN layout). ``num_layers`` stops after that many blocks; the pre-LN final
+        LayerNorm is applied only when all blocks ran."""
         if key_mask is not None:
             x = x.masked_fill(~key_mask.unsqueeze(-1), 0.0)
         x = x + self.pos_conv(x)
@@ -118,7 +119,7 @@ class TransformerEncoder(nn.Module):
             x = self.layer_norm(x)
         x = self.dropout(x)
         n = len(self.layers) if num_layers is None else num_layers
-        hidden: list[Tensor] = []
+        hidden: list[Tensor] = [x] if return_hidden else []
         for layer in self.layers[:n]:
             if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
                 x = layer(x, key_mask)
