@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test demo clean
+.PHONY: setup espeak-ng test demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 setup: $(VENV)/.installed
 
-test: setup
+# espeak-ng (Debian package) synthesizes the embedded demo corpus (`w2v2 data synth`)
+espeak-ng:
+	@command -v espeak-ng >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; } \
+	  || echo "could not install espeak-ng with apt-get (the demo corpus needs it)" >&2; \
+	else echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng' (the demo corpus needs it)" >&2; fi; }
+
+test: setup espeak-ng
 	$(BIN)/python -m pytest -q -ra
 
-demo: setup
+demo: setup espeak-ng
 	bash scripts/demo.sh
 
 clean:
