@@ -105,9 +105,6 @@ class SynthConfig:
                              f"{self.unlabeled_minutes:g} min: labeled sets are drawn from the pool")
         if sorted(self.speakers) != sorted(SPLITS) or min(self.speakers.values()) < 1:
             raise ValueError(f"need at least one speaker in each of {', '.join(SPLITS)}, got {self.speakers}")
-        n_variants = len(FEMALE_VARIANTS) + len(MALE_VARIANTS)
-        if sum(self.speakers.values()) > n_variants * len(ACCENTS) // 2:
-            raise ValueError(f"at most {n_variants * len(ACCENTS) // 2} speakers in all")
 
 
 def espeak_binary() -> str:
@@ -182,24 +179,30 @@ def synthesize(utt: Utterance, root: Path, binary: str) -> int:
 
 def make_speakers(counts: dict[str, int], rng: random.Random) -> list[Speaker]:
     """Speakers of each split, from disjoint sets of voice variants (shared out within each gender
-    in proportion to the speaker counts); a variant used twice in a split gets another accent."""
+    in proportion to the speaker counts, genders alternating); a variant used twice in a split gets
+    another accent."""
     total = sum(counts.values())
-    pools: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    by_gender: dict[str, dict[str, list[tuple[str, str]]]] = {s: {} for s in SPLITS}
     for gender, variants in (("female", FEMALE_VARIANTS), ("male", MALE_VARIANTS)):
-        shuffled = rng.sample(variants, len(variants))
+        shuffled = [(v, gender) for v in rng.sample(variants, len(variants))]
         for split in ("test", "dev"):
             k = max(1, round(len(variants) * counts[split] / total))
-            pools[split] += [(v, gender) for v in shuffled[:k]]
-            shuffled = shuffled[k:]
-        pools["train"] += [(v, gender) for v in shuffled]
+            by_gender[split][gender], shuffled = shuffled[:k], shuffled[k:]
+        by_gender["train"][gender] = shuffled
     speakers = []
     for split in SPLITS:
-        pool = rng.sample(pools[split], len(pools[split]))
+        female, male = by_gender[split]["female"], by_gender[split]["male"]
+        first, second = (female, male) if rng.random() < 0.5 else (male, female)
+        pool = [v for pair in itertools.zip_longest(first, second) for v in pair if v is not None]
+        if counts[split] > len(pool) * len(ACCENTS):
+            raise ValueError(f"{counts[split]} {split} speakers: more than its {len(pool)} voice variants "
+                             f"x {len(ACCENTS)} accents")
         accent0 = rng.randrange(len(ACCENTS))
         for i in range(counts[split]):
-            variant, gender = pool[i % len(pool)]
+            j, reuse = i % len(pool), i // len(pool)
+            variant, gender = pool[j]
             speakers.append(Speaker(
-                id=f"{split}{i:02d}", split=split, accent=ACCENTS[(accent0 + i + i // len(pool)) % len(ACCENTS)],
+                id=f"{split}{i:02d}", split=split, accent=ACCENTS[(accent0 + j + reuse) % len(ACCENTS)],
                 variant=variant, gender=gender, pitch=rng.randint(25, 75), speed=rng.randint(135, 185),
                 word_gap=rng.choice((0, 0, 1, 2)), amplitude=rng.randint(70, 130),
                 snr_db=round(rng.uniform(25.0, 45.0), 1)))
@@ -238,7 +241,9 @@ def fill(stream: Iterator[Utterance], minutes: float, root: Path, binary: str, e
     total = 0
     while total < goal:
         utts = list(itertools.islice(stream, batch))
-        for utt, n in zip(utts, executor.map(synthesize, utts, itertools.repeat(root), itertools.repeat(binary))):
+        # all of a batch is written, so a rerun finds exactly the files of the first run
+        lengths = list(executor.map(synthesize, utts, itertools.repeat(root), itertools.repeat(binary)))
+        for utt, n in zip(utts, lengths):
             if total >= goal:
                 break
             entries.append(Entry(root / utt.relpath, n, utt.text))
