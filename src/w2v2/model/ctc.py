@@ -33,7 +33,15 @@ class Wav2Vec2ForCTC(nn.Module):
         self.lm_head = nn.Linear(wav2vec2.feature_projection.projection.out_features, cfg.vocab_size)
 
     def forward(self, waveform: Tensor, lengths: Tensor | None = None,
-                rng: np.random.Generator | None = None) -> CTCOutput:
+                rng: np.random.Generator | None = None, freeze_encoder: bool = False) -> CTCOutput:
+        """``freeze_encoder``: run the encoder without autograd (the first fine-tuning updates,
+        where only the output layer trains)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
+            x, lengths = self.encode(waveform, lengths, rng)
+        return CTCOutput(self.lm_head(self.dropout(x)), lengths)
+
+    def encode(self, waveform: Tensor, lengths: Tensor | None,
+               rng: np.random.Generator | None) -> tuple[Tensor, Tensor | None]:
         cfg, w = self.cfg, self.wav2vec2
         f = w.features(waveform, lengths)
         x = f.projected
@@ -52,7 +60,7 @@ class Wav2Vec2ForCTC(nn.Module):
                 channel_mask = torch.from_numpy(cm).to(x.device)
         x = w.apply_mask(x, time_mask, channel_mask)
         x, _ = w.encoder(x, f.key_mask)
-        return CTCOutput(self.lm_head(self.dropout(x)), f.lengths)
+        return x, f.lengths
 
 
 def build_ctc_model(cfg: W2V2Config) -> Wav2Vec2ForCTC:

@@ -1,0 +1,53 @@
+"""Training configuration (paper section 4.2 pre-training, 4.3 / appendix B fine-tuning)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # optimisation
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    schedule: str = "polynomial"  # "polynomial": warm-up then linear decay; "tri_stage": 10/40/50 %
+    warmup_fraction: float = 0.08
+    tri_stage: tuple[float, float, float] = (0.1, 0.4, 0.5)
+    final_lr_scale: float = 0.05
+    max_updates: int = 1000
+    max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
+    clip_norm: float = 0.0  # 0 = no clipping (the norm is still logged)
+    update_freq: int = 1  # gradient accumulation: micro-batches per update
+    max_tokens: int = 1_400_000  # samples per micro-batch
+    max_sample_size: int = 250_000
+    min_sample_size: int = 32_000
+    precision: str = "bf16"  # "fp32", "bf16" (autocast, CPU or CUDA), "fp16" (CUDA, loss scaler)
+    max_bad_updates: int = 20  # stop after this many non-finite updates in a row
+    # fine-tuning
+    freeze_encoder_updates: int = 0  # Transformer frozen, only the head trains (section 4.3)
+    # bookkeeping
+    seed: int = 1
+    log_every: int = 10
+    validate_every: int = 200
+    save_every: int = 200
+    keep_last: int = 2
+    num_workers: int = 1
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        for key in ("betas", "tri_stage"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)

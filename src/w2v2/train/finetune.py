@@ -1,0 +1,188 @@
+"""``w2v2 finetune``: CTC fine-tuning on labeled audio (paper section 4.3, appendix B)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import W2V2Config
+from ..data.audio import load_audio
+from ..data.dataset import Batch
+from ..data.manifest import Entry, read_manifest
+from ..data.text import Vocabulary
+from ..decode.ctc import greedy_decode
+from ..decode.inference import compute_emissions, num_frames
+from ..decode.metrics import char_error_rate, word_error_rate
+from ..interop.model_dir import load_model_dir, save_model_dir
+from ..model import Wav2Vec2ForCTC, build_model, preset
+from .config import TrainConfig
+from .loop import StepResult, Trainer
+from .options import add_train_options, train_config_from_args
+from .pretrain import override_config
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Fine-tuning settings after fairseq's examples/wav2vec/config/finetuning (BASE)."""
+
+    max_updates: int
+    lr: float
+    freeze_updates: int  # Transformer frozen, only the output layer trains
+    mask_prob: float
+    mask_channel_prob: float
+    layerdrop: float
+
+
+RECIPES = {
+    "10min": FinetuneRecipe(13_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
+    "1h": FinetuneRecipe(13_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
+    "10h": FinetuneRecipe(20_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
+    "100h": FinetuneRecipe(80_000, 3e-5, 0, 0.65, 0.25, 0.1),
+    "960h": FinetuneRecipe(320_000, 1e-4, 0, 0.5, 0.1, 0.1),
+}
+
+
+def finetune_defaults(recipe: FinetuneRecipe, max_updates: int | None) -> TrainConfig:
+    """Tri-stage LR, Adam eps 1e-8; with fewer updates than the recipe, the frozen phase keeps its share."""
+    updates = max_updates or recipe.max_updates
+    freeze = round(recipe.freeze_updates * updates / recipe.max_updates)
+    return TrainConfig(lr=recipe.lr, eps=1e-8, weight_decay=0.0, schedule="tri_stage", max_updates=updates,
+                       freeze_encoder_updates=freeze, max_tokens=3_200_000, max_sample_size=10**9,
+                       min_sample_size=400, clip_norm=0.0, precision="bf16", validate_every=1000, save_every=1000)
+
+
+def finetune_model_config(cfg: W2V2Config, recipe: FinetuneRecipe, vocab_size: int) -> W2V2Config:
+    return dataclasses.replace(cfg, vocab_size=vocab_size, mask_prob=recipe.mask_prob, mask_length=10,
+                               mask_channel_prob=recipe.mask_channel_prob, mask_channel_length=64,
+                               encoder_layerdrop=recipe.layerdrop, feature_grad_mult=0.0, dropout=0.0,
+                               attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0,
+                               final_dropout=0.0, extra=dict(cfg.extra))
+
+
+def min_frames(ids: list[int]) -> int:
+    """CTC needs one frame per label plus a blank between repeated labels."""
+    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
+
+
+def usable_entries(entries: list[Entry], vocab: Vocabulary, cfg: W2V2Config, unknown: str,
+                   source: str) -> tuple[list[Entry], int]:
+    """Entries with a transcript the model can emit in the frames it has; the rest are counted."""
+    keep, dropped = [], 0
+    for e in entries:
+        if e.text is None:
+            raise ValueError(f"{source}: {e.path} has no transcript (fine-tuning needs a 'text' column)")
+        ids = vocab.encode(e.text, unknown, source=f"{source}: {e.path}")
+        if ids and num_frames(cfg, e.samples) >= min_frames(ids):
+            keep.append(e)
+        else:
+            dropped += 1
+    return keep, dropped
+
+
+class FinetuneTask:
+    metric = "wer"
+    bar_keys = ("loss", "lr", "gnorm")
+    crop_to_shortest = False
+
+    def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
+                 unknown: str) -> None:
+        self.cfg, self.vocab, self.valid, self.freeze_updates, self.unknown = cfg, vocab, valid, freeze_updates, unknown
+        self.normalize = cfg.normalize
+        self.find_unused_parameters = True  # LayerDrop and the frozen phase leave parameters unused
+        self._valid_audio: list[np.ndarray] | None = None
+
+    def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult:
+        out = model(batch.waveform, batch.lengths, rng=rng, freeze_encoder=num_updates < self.freeze_updates)
+        targets = [torch.tensor(self.vocab.encode(t, self.unknown), dtype=torch.long) for t in batch.texts]
+        log_probs = F.log_softmax(out.logits.float(), dim=-1).transpose(0, 1)
+        frames = out.lengths if out.lengths is not None else torch.full((len(targets),), log_probs.shape[0])
+        loss = F.ctc_loss(log_probs, torch.cat(targets).to(log_probs.device), frames,
+                          torch.tensor([len(t) for t in targets]), blank=0, reduction="sum", zero_infinity=True)
+        return StepResult(loss, len(targets), {"frames": float(frames.sum())})  # sentence-averaged (fairseq)
+
+    def summarize(self, s: dict[str, float]) -> dict[str, float]:
+        return {}
+
+    def validate(self, model: nn.Module, device: torch.device, autocast) -> dict[str, float]:
+        if self._valid_audio is None:
+            self._valid_audio = [load_audio(e.path) for e in self.valid]
+        with autocast():
+            emissions = compute_emissions(model, self.cfg, self._valid_audio, progress=False)
+        hyps = [greedy_decode(em, self.vocab).text for em in emissions]
+        refs = [e.text or "" for e in self.valid]
+        return {"wer": 100 * word_error_rate(refs, hyps), "cer": 100 * char_error_rate(refs, hyps)}
+
+    def on_update(self, model: nn.Module, num_updates: int) -> None:
+        pass
+
+    def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
+        return list(model.wav2vec2.parameters()) if num_updates < self.freeze_updates else []
+
+    def export(self, model: nn.Module, out: Path) -> None:
+        save_model_dir(model, self.cfg, out, self.vocab.to_dict())
+
+    def check(self, row: dict[str, float], num_updates: int) -> str | None:
+        return None
+
+
+def initial_encoder(init: str, arch: str, seed: int) -> tuple[nn.Module, W2V2Config]:
+    """The pre-trained encoder of a model directory, or a random one (``none``: the baseline)."""
+    if init == "none":
+        cfg = preset(arch)
+        torch.manual_seed(seed)
+        return build_model(cfg), cfg
+    model, cfg, _ = load_model_dir(init)
+    return getattr(model, "wav2vec2", model), cfg
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    recipe = RECIPES[args.recipe]
+    tcfg = train_config_from_args(args, finetune_defaults(recipe, args.max_updates))
+    if any((out / "checkpoints").glob("checkpoint_*.pt")) and not args.resume:
+        raise ValueError(f"{out} already holds checkpoints: pass --resume to continue, or choose a new --out")
+    train = read_manifest(args.train)
+    valid = read_manifest(args.valid)
+    encoder, base_cfg = initial_encoder(args.init, args.arch, tcfg.seed)
+    vocab = Vocabulary.from_transcripts([e.text or "" for e in train], units=args.units)
+    cfg = finetune_model_config(base_cfg, recipe, len(vocab))
+    cfg = override_config(cfg, args.set or [])
+    cfg.extra.update({"units": args.units, "init": args.init, "recipe": args.recipe})
+    train, dropped = usable_entries(train, vocab, cfg, args.unknown, args.train)
+    valid, dropped_valid = usable_entries(valid, vocab, cfg, "map", args.valid)
+    torch.manual_seed(tcfg.seed)
+    model = Wav2Vec2ForCTC(cfg, encoder)
+    model.wav2vec2.feature_grad_mult = 0.0
+    for p in model.wav2vec2.feature_extractor.parameters():
+        p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
+    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown)
+    trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict())
+    result = trainer.train()
+    if trainer.dist.is_main:
+        print(f"fine-tuning done: {result['num_updates']} updates, best dev WER {result['best']:.2f}%, "
+              f"{dropped} training utterances dropped (too short for their transcript), {dropped_valid} dev; "
+              f"model: {out / 'best'}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="CTC fine-tuning on labeled audio")
+    p.add_argument("--train", required=True, help="manifest with a text column")
+    p.add_argument("--valid", required=True, help="dev manifest with a text column (WER for model selection)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--init", required=True, help="pre-trained model directory, or 'none' (no pre-training)")
+    p.add_argument("--arch", default="tiny", help="preset of the random encoder with --init none")
+    p.add_argument("--recipe", default="10min", choices=sorted(RECIPES))
+    p.add_argument("--units", default="char", choices=["char", "token"], help="letters, or space-separated units")
+    p.add_argument("--unknown", default="error", choices=["error", "map", "drop"],
+                   help="characters outside the vocabulary: refuse, map to <unk>, or drop (with a warning)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model config field")
+    p.add_argument("--resume", action="store_true")
+    add_train_options(p, finetune_defaults(RECIPES["10min"], None))
+    p.set_defaults(func=cmd_finetune)

@@ -1,0 +1,282 @@
+"""The training loop shared by pre-training and fine-tuning.
+
+Per update: ``update_freq`` micro-batches, each seeded from (seed, epoch, global batch index) so
+that data-parallel runs, accumulated runs and resumed runs see identical randomness; the summed
+losses are normalised by the total number of targets across micro-batches and ranks (fairseq's
+sample_size); non-finite gradients skip the update and are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..data.dataset import Batch, make_loader
+from ..data.manifest import Entry
+from .checkpoint import latest_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device
+from .logs import RunLog
+from .schedule import lr_multiplier
+
+
+@dataclass
+class StepResult:
+    loss_sum: torch.Tensor  # summed over the micro-batch's targets
+    sample_size: int
+    logs: dict[str, float] = field(default_factory=dict)  # sums over the micro-batch (divided by sample_size later)
+
+
+class Task(Protocol):
+    """What differs between pre-training and fine-tuning."""
+
+    metric: str  # validation metric, lower is better
+    bar_keys: tuple[str, ...]  # shown in the progress bar
+    crop_to_shortest: bool
+    normalize: bool
+    find_unused_parameters: bool
+
+    def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult: ...
+    def validate(self, model: nn.Module, device: torch.device, autocast: Any) -> dict[str, float]: ...
+    def on_update(self, model: nn.Module, num_updates: int) -> None: ...
+    def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]: ...
+    def export(self, model: nn.Module, out: Path) -> None: ...
+    def check(self, logs: dict[str, float], num_updates: int) -> str | None: ...
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]: ...
+
+
+class TrainingStopped(RuntimeError):
+    pass
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] % (2**63))
+
+
+class Trainer:
+    def __init__(self, task: Task, model: nn.Module, entries: list[Entry], cfg: TrainConfig, run_dir: Path,
+                 model_config_dict: dict[str, Any]) -> None:
+        self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.device = pick_device(cfg.device)
+        self.dist: DistInfo = init_distributed(self.device)
+        if self.device.type == "cuda" and self.dist.world_size > 1:
+            self.device = torch.device(f"cuda:{self.dist.local_rank}")
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 training needs CUDA (it uses a loss scaler); use --precision bf16 on CPU")
+        if cfg.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
+        self.entries = [e for e in entries if e.samples >= cfg.min_sample_size]
+        self.dropped_short = len(entries) - len(self.entries)
+        if not self.entries:
+            raise ValueError(f"no training clips of at least {cfg.min_sample_size} samples")
+        self.model = model.to(self.device)
+        self.ddp = None
+        if self.dist.world_size > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=task.find_unused_parameters)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(cfg))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        self.model_config_dict = model_config_dict
+        self.num_updates, self.epoch, self.position = 0, 0, 0
+        self.best: float | None = None
+        self.bad_in_row = self.skipped = 0
+        self.log = RunLog(self.run_dir, enabled=self.dist.is_main)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "num_updates": self.num_updates, "epoch": self.epoch, "position": self.position,
+            "best": self.best, "skipped": self.skipped, "torch_rng": torch.get_rng_state(),
+            "model_config": self.model_config_dict, "train_config": self.cfg.__dict__ | {},
+        }
+
+    def resume(self) -> bool:
+        state = latest_checkpoint(self.run_dir)
+        if state is None:
+            return False
+        if state["model_config"] != self.model_config_dict:
+            diff = sorted(k for k in self.model_config_dict if state["model_config"].get(k) != self.model_config_dict[k])
+            raise ValueError(f"{self.run_dir}: its checkpoint was trained with another model configuration "
+                             f"(differs in {diff[:6]}); use a new output directory")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.num_updates, self.epoch, self.position = state["num_updates"], state["epoch"], state["position"]
+        self.best, self.skipped = state["best"], state["skipped"]
+        torch.set_rng_state(state["torch_rng"])
+        return True
+
+    def save(self, is_best: bool) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir, self.state(), self.cfg.keep_last, is_best)
+            if is_best or not (self.run_dir / "best").exists():
+                self.task.export(self.model, self.run_dir / "best")
+            self.task.export(self.model, self.run_dir / "last")
+        barrier(self.dist)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def autocast(self):
+        if self.cfg.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def micro_batches(self) -> Iterator[tuple[int, int, Batch | None]]:
+        """(epoch, global batch index, batch) forever; ``None`` marks the end of an epoch."""
+        cfg, d = self.cfg, self.dist
+        while True:
+            loader = make_loader(self.entries, cfg.max_tokens, cfg.max_sample_size, cfg.seed, self.epoch,
+                                 self.task.normalize, self.task.crop_to_shortest, start_batch=self.position,
+                                 rank=d.rank, world_size=d.world_size, num_workers=cfg.num_workers)
+            for i, batch in enumerate(loader, start=self.position):
+                yield self.epoch, i * d.world_size + d.rank, batch
+            yield self.epoch, -1, None
+
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        resumed = self.resume()
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.run_dir / "train_config.json")
+        self.task.on_update(self.model, self.num_updates)
+        start_time, wait_time, t_last = time.time(), 0.0, time.time()
+        acc: dict[str, float] = {}
+        bar = tqdm(total=cfg.max_updates, initial=self.num_updates, disable=not self.dist.is_main,
+                   desc="resumed" if resumed else "train", dynamic_ncols=True)
+        source = self.micro_batches()
+        audio_seconds = 0.0
+        try:
+            while self.num_updates < cfg.max_updates:
+                if cfg.max_minutes and time.time() - start_time > 60 * cfg.max_minutes:
+                    break
+                results, n_micro = [], 0
+                while n_micro < cfg.update_freq:
+                    t0 = time.time()
+                    epoch, gidx, batch = next(source)
+                    wait_time += time.time() - t0
+                    if batch is None:
+                        self.epoch, self.position = self.epoch + 1, 0
+                        if results:
+                            break
+                        continue
+                    self.position += 1
+                    n_micro += 1
+                    results.append(self.forward_backward(batch, epoch, gidx, last=n_micro == cfg.update_freq))
+                    audio_seconds += float(batch.lengths.sum()) / 16000
+                self.optimizer_step(results, acc)
+                bar.update(1)
+                if self.num_updates % cfg.log_every == 0 or self.num_updates == cfg.max_updates:
+                    now = time.time()
+                    row = self.flush_logs(acc, now - t_last, audio_seconds, wait_time)
+                    t_last, audio_seconds, wait_time, acc = now, 0.0, 0.0, {}
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in self.task.bar_keys})
+                    warning = self.task.check(row, self.num_updates)
+                    if warning and self.dist.is_main:
+                        tqdm.write(f"warning (update {self.num_updates}): {warning}")
+                if self.num_updates % cfg.validate_every == 0 or self.num_updates == cfg.max_updates:
+                    self.validate()
+                elif self.num_updates % cfg.save_every == 0:
+                    self.save(is_best=False)
+        except KeyboardInterrupt:
+            bar.close()
+            self.save(is_best=False)
+            raise
+        bar.close()
+        if self.num_updates % cfg.validate_every != 0 and self.num_updates != cfg.max_updates:
+            self.validate()  # stopped on time: validate and save what we have
+        self.log.close()
+        return {"num_updates": self.num_updates, "best": self.best, "skipped_updates": self.skipped,
+                "dropped_short": self.dropped_short, "wall_seconds": time.time() - start_time}
+
+    def forward_backward(self, batch: Batch, epoch: int, gidx: int, last: bool) -> StepResult:
+        cfg = self.cfg
+        torch.manual_seed(_seed(cfg.seed, epoch, gidx, 1))
+        rng = np.random.default_rng([cfg.seed, epoch, gidx])
+        model = self.ddp or self.model
+        model.train()
+        batch.waveform, batch.lengths = batch.waveform.to(self.device), batch.lengths.to(self.device)
+        sync = self.ddp.no_sync() if (self.ddp is not None and not last) else nullcontext()
+        with sync:
+            with self.autocast():
+                res = self.task.step(model, batch, rng, self.num_updates)
+            self.scaler.scale(res.loss_sum.float()).backward()
+        res.loss_sum = res.loss_sum.detach()
+        return res
+
+    def optimizer_step(self, results: list[StepResult], acc: dict[str, float]) -> None:
+        cfg = self.cfg
+        sample_size, loss = all_reduce_sum([sum(r.sample_size for r in results),
+                                            sum(float(r.loss_sum) for r in results)], self.dist, self.device)
+        self.scaler.unscale_(self.optimizer)
+        # DDP averages gradients over ranks; the loss is a sum: rescale to a mean over all targets
+        scale = self.dist.world_size / max(sample_size, 1.0)
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        for p in self.task.frozen(self.model, self.num_updates):
+            p.grad = None
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm if cfg.clip_norm > 0 else float("inf")))
+        if math.isfinite(gnorm) and math.isfinite(loss):
+            self.scaler.step(self.optimizer)
+            self.bad_in_row = 0
+        else:
+            self.skipped += 1
+            self.bad_in_row += 1
+            if self.bad_in_row >= cfg.max_bad_updates:
+                raise TrainingStopped(f"{self.bad_in_row} non-finite updates in a row at update {self.num_updates}: "
+                                      "lower the learning rate, use fp32/bf16, or check the data")
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.num_updates += 1
+        self.scheduler.step()
+        self.task.on_update(self.model, self.num_updates)
+        sums = {k: sum(r.logs.get(k, 0.0) for r in results) for r in results for k in r.logs}
+        for k, v in sums.items():
+            acc[k] = acc.get(k, 0.0) + v
+        acc["loss_sum"] = acc.get("loss_sum", 0.0) + loss
+        acc["sample_size"] = acc.get("sample_size", 0.0) + sample_size
+        acc["gnorm_sum"] = acc.get("gnorm_sum", 0.0) + (gnorm if math.isfinite(gnorm) else 0.0)
+        acc["updates"] = acc.get("updates", 0.0) + 1
+
+    def flush_logs(self, acc: dict[str, float], seconds: float, audio_seconds: float, wait: float) -> dict[str, float]:
+        n = max(acc.get("sample_size", 1.0), 1.0)
+        u = max(acc.get("updates", 1.0), 1.0)
+        row = {"loss": acc.get("loss_sum", 0.0) / n, "gnorm": acc.get("gnorm_sum", 0.0) / u,
+               "lr": self.optimizer.param_groups[0]["lr"], "ups": u / max(seconds, 1e-9),
+               "audio_h_per_h": audio_seconds * self.dist.world_size / max(seconds, 1e-9),
+               "stall": wait / max(seconds, 1e-9), "skipped": float(self.skipped)}
+        row.update(self.task.summarize(acc))
+        self.log.write("train", self.num_updates, row)
+        return row
+
+    def validate(self) -> None:
+        metrics = {}
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                metrics = self.task.validate(self.model, self.device, self.autocast)
+            self.log.write("valid", self.num_updates, metrics)
+            tqdm.write(f"valid @ {self.num_updates}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        value = all_reduce_sum([metrics.get(self.task.metric, 0.0)], self.dist, self.device)[0]
+        is_best = self.best is None or value < self.best
+        if is_best:
+            self.best = value
+        self.save(is_best)

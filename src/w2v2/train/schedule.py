@@ -1,0 +1,32 @@
+"""Learning-rate schedules as multipliers of the peak rate."""
+
+from __future__ import annotations
+
+from .config import TrainConfig
+
+
+def polynomial(update: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` updates, then linear decay to 0 (section 4.2)."""
+    if warmup > 0 and update < warmup:
+        return (update + 1) / warmup
+    return max(0.0, (total - update) / max(1, total - warmup))
+
+
+def tri_stage(update: int, total: int, stages: tuple[float, float, float], final_scale: float) -> float:
+    """Warm-up (linear from 0.01x), hold, exponential decay to ``final_scale`` (appendix B)."""
+    warm, hold = int(stages[0] * total), int(stages[1] * total)
+    decay = max(1, total - warm - hold)
+    if update < warm:
+        return 0.01 + (1 - 0.01) * update / warm
+    if update < warm + hold:
+        return 1.0
+    return final_scale ** (min(update - warm - hold, decay) / decay)
+
+
+def lr_multiplier(cfg: TrainConfig):
+    if cfg.schedule == "polynomial":
+        warmup = int(cfg.warmup_fraction * cfg.max_updates)
+        return lambda u: polynomial(u, cfg.max_updates, warmup)
+    if cfg.schedule == "tri_stage":
+        return lambda u: tri_stage(u, cfg.max_updates, cfg.tri_stage, cfg.final_lr_scale)
+    raise ValueError(f"schedule must be 'polynomial' or 'tri_stage', got {cfg.schedule!r}")
