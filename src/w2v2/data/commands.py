@@ -4,6 +4,8 @@ to the group returned by :func:`data_commands`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +35,43 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} in {time.monotonic() - start:.0f} s")
 
 
+def cmd_manifest(args: argparse.Namespace) -> None:
+    from .manifest import (ManifestError, Requirements, check_manifest, entries_from_folders, entries_from_split,
+                           entries_from_table, write_manifest)
+    from .text import normalize_text
+
+    sources = [bool(args.folders), args.transcripts is not None, args.split is not None]
+    if sum(sources) != 1:
+        raise ManifestError("give exactly one source: audio folders, --transcripts TSV or --split TSV")
+    if args.with_text and args.folders:
+        raise ManifestError("audio folders carry no transcripts: use --transcripts TSV for --with-text")
+    problems = []
+    if args.split is not None:
+        if args.data_root is None:
+            raise ManifestError("--split needs --data-root (the folder with <corpus>/audio/<id>.flac)")
+        entries, problems = entries_from_split(args.split, args.data_root, args.with_text)
+    elif args.transcripts is not None:
+        entries = entries_from_table(args.transcripts, args.with_text)
+    else:
+        entries = entries_from_folders(args.folders, args.ext.split(","))
+    if args.normalize_text:
+        entries = [dataclasses.replace(e, text=normalize_text(e.text)) if e.text is not None else e for e in entries]
+    total = len(entries) + len(problems)
+    good, bad = check_manifest(entries, Requirements(units=args.units, max_seconds=args.max_seconds),
+                               measure_samples=True)
+    problems += bad
+    for p in problems:
+        print(f"{'skipped' if args.skip_bad else 'bad'}: {p}", file=sys.stderr)
+    if problems and not args.skip_bad:
+        raise ManifestError(f"{len(problems)} of {total} entries are unusable "
+                            "(listed above); fix them or pass --skip-bad to leave them out")
+    if not good:
+        raise ManifestError("no usable audio found")
+    write_manifest(args.out, good, with_text=args.with_text)
+    hours = sum(e.samples for e in good) / 16000 / 3600
+    print(f"wrote {args.out}: {len(good)} entries, {hours:.3f} h" + (f"; skipped {len(problems)} bad" if problems else ""))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = data_commands(sub).add_parser(
         "synth", help="synthesize the embedded multi-speaker demo corpus with espeak-ng",
@@ -53,3 +92,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-speakers", type=int, default=6, help="default 6")
     p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes (default 2)")
     p.set_defaults(func=cmd_synth)
+
+    from .manifest import AUDIO_EXTENSIONS
+
+    p = data_commands(sub).add_parser(
+        "manifest", help="build a checked manifest from audio folders, a transcripts TSV or a split list",
+        description="Build a manifest (path, samples at 16 kHz, optional text). Every file is decoded and checked "
+                    "(readable, finite samples, at least the 400-sample receptive field, long enough for its "
+                    "transcript under CTC); all unusable entries are reported in one pass.")
+    p.add_argument("folders", nargs="*", help="folders searched recursively for audio files")
+    p.add_argument("--transcripts", help="TSV with a header, a 'path' column and optionally a 'text' column")
+    p.add_argument("--split", help="split list of the shared data (columns corpus, id, seconds)")
+    p.add_argument("--data-root", help="with --split: folder holding <corpus>/audio/<id>.flac and transcripts.tsv")
+    p.add_argument("--with-text", action="store_true", help="include transcripts (--transcripts or --split)")
+    p.add_argument("--normalize-text", action="store_true", help="apply the text normaliser to transcripts")
+    p.add_argument("--units", choices=("char", "token"), default="char",
+                   help="transcript units for the CTC length check (default char)")
+    p.add_argument("--ext", default=",".join(AUDIO_EXTENSIONS),
+                   help="comma-separated extensions for folders (default: every format soundfile reads)")
+    p.add_argument("--max-seconds", type=float, help="flag files longer than this")
+    p.add_argument("--skip-bad", action="store_true", help="leave unusable entries out (counted) instead of failing")
+    p.add_argument("--out", required=True, help="manifest to write (TSV)")
+    p.set_defaults(func=cmd_manifest)

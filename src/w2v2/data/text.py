@@ -66,6 +66,14 @@ def normalize_text(text: str) -> str:
     return " ".join(s.split())
 
 
+def split_units(text: str, units: str = "char") -> list[str]:
+    """The CTC target units of a transcript: letters with "|" between words (``"char"``), or its
+    space-separated units (``"token"``, words already separated by " | ")."""
+    if units == "token":
+        return text.split()
+    return list(Vocabulary.BOUNDARY.join(text.split()))
+
+
 class Vocabulary:
     """CTC vocabulary: the blank "<pad>" at index 0, "<unk>", the word boundary "|", then units.
 
@@ -97,9 +105,7 @@ class Vocabulary:
 
     def units_of(self, text: str) -> list[str]:
         """The units of a transcript, with "|" between words."""
-        if self.units == "token":
-            return text.split()
-        return list(self.BOUNDARY.join(text.split()))
+        return split_units(text, self.units)
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.index)
