@@ -235,21 +235,17 @@ def utterance_stream(speakers: list[Speaker], sentences: Iterator[str], rng: ran
 
 def fill(stream: Iterator[Utterance], minutes: float, root: Path, binary: str, executor: Executor,
          bar: tqdm, batch: int = 16) -> list[Entry]:
-    """Synthesize utterances from ``stream`` until they add up to ``minutes``."""
+    """Synthesize utterances from ``stream`` in batches until they add up to ``minutes``. Every
+    file of the last batch is written too, so that a rerun finds exactly the files of the first."""
     entries: list[Entry] = []
-    goal = minutes * 60 * SAMPLE_RATE
-    total = 0
-    while total < goal:
+    done, goal = 0, minutes * 60 * SAMPLE_RATE
+    while done < goal:
         utts = list(itertools.islice(stream, batch))
-        # all of a batch is written, so a rerun finds exactly the files of the first run
-        lengths = list(executor.map(synthesize, utts, itertools.repeat(root), itertools.repeat(binary)))
-        for utt, n in zip(utts, lengths):
-            if total >= goal:
-                break
+        for utt, n in zip(utts, executor.map(synthesize, utts, itertools.repeat(root), itertools.repeat(binary))):
             entries.append(Entry(root / utt.relpath, n, utt.text))
-            bar.update(min(n, goal - total) / SAMPLE_RATE)
-            total += n
-    return entries
+            bar.update(max(0, min(n, goal - done)) / SAMPLE_RATE)
+            done += n
+    return prefix(entries, minutes)
 
 
 def labeled_name(minutes: float) -> str:
@@ -258,6 +254,7 @@ def labeled_name(minutes: float) -> str:
 
 
 def prefix(entries: list[Entry], minutes: float) -> list[Entry]:
+    """The shortest leading run of ``entries`` with at least ``minutes`` of audio (all if shorter)."""
     goal, total, out = minutes * 60 * SAMPLE_RATE, 0, []
     for e in entries:
         if total >= goal:
@@ -273,7 +270,7 @@ def build_corpus(cfg: SynthConfig, out: Path, executor: Executor, grammar: Gramm
     out.mkdir(parents=True, exist_ok=True)
     speakers = make_speakers(cfg.speakers, random.Random(f"{cfg.seed}:speakers"))
     by_split = {s: [spk for spk in speakers if spk.split == s] for s in SPLITS}
-    assert not {(s.variant) for s in by_split["train"]} & {s.variant for s in by_split["dev"] + by_split["test"]}
+    assert not {s.variant for s in by_split["train"]} & {s.variant for s in by_split["dev"] + by_split["test"]}
     splits: dict[str, list[Entry]] = {}
     held_out: set[str] = set()
     sizes = {"test": cfg.test_minutes, "dev": cfg.dev_minutes, "train": cfg.unlabeled_minutes}
