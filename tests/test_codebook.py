@@ -1,0 +1,149 @@
+"""Codebook-phone statistics on hand-computed examples; phone alignment readers; ``w2v2 analyze
+codebook`` end to end on a tiny pre-training model."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from w2v2.analysis.align import model_input
+from w2v2.analysis.codebook import (Cooccurrence, frame_codes, frame_labels, heatmap_matrix, joint_codes,
+                                    usage_perplexity)
+from w2v2.analysis.phones import read_alignments
+from w2v2.cli import main
+from w2v2.config import W2V2Config
+from w2v2.data.manifest import Entry, write_manifest
+from w2v2.interop.model_dir import save_model_dir
+from w2v2.model import build_ctc_model, build_pretraining_model
+
+
+def h2(*p):
+    return -sum(x * math.log2(x) for x in p if x > 0)
+
+
+def test_purity_and_mutual_information_by_hand():
+    codes = np.array([0, 0, 0, 1, 1, 2])
+    phones = ["a", "a", "b", "b", "b", "c"]
+    co = Cooccurrence.count(codes, phones)
+    # code 0: a a b; code 1: b b; code 2: c -> the most frequent phone per code covers 2 + 2 + 1 frames
+    assert co.purity() == pytest.approx(5 / 6)
+    h_phone = h2(2 / 6, 3 / 6, 1 / 6)
+    h_phone_given_code = 3 / 6 * h2(2 / 3, 1 / 3)  # codes 1 and 2 are pure
+    assert co.phone_entropy() == pytest.approx(h_phone)
+    assert co.mutual_information() == pytest.approx(h_phone - h_phone_given_code)
+    assert co.codes.tolist() == [0, 1, 2] and co.phones == ["b", "a", "c"]  # by decreasing frequency
+    assert co.p_phone_given_code()[0].tolist() == pytest.approx([1 / 3, 2 / 3, 0])
+
+
+def test_information_extremes():
+    phones = ["a", "b", "c", "d"] * 5
+    same = Cooccurrence.count(np.array([7, 3, 9, 1] * 5), phones)  # one code per phone
+    assert same.purity() == 1.0 and same.mutual_information() == pytest.approx(2.0)  # log2 4
+    indep = Cooccurrence.count(np.repeat(np.arange(4), 4), ["a", "b", "c", "d"] * 4)  # every pair once
+    assert indep.mutual_information() == pytest.approx(0.0, abs=1e-12) and indep.purity() == 0.25
+
+
+def test_usage_perplexity_and_joint_codes():
+    assert usage_perplexity(np.arange(4)) == pytest.approx(4.0)
+    assert usage_perplexity(np.array([5, 5, 5, 2])) == pytest.approx(math.exp(-(0.75 * math.log(0.75)
+                                                                                  + 0.25 * math.log(0.25))))
+    assert joint_codes(np.array([[1, 2], [0, 7], [7, 0]]), 8).tolist() == [10, 7, 56]
+    assert joint_codes(np.array([[1, 2, 3]]), 10).tolist() == [123]
+
+
+def test_frame_labels_by_frame_centre():
+    segs = [(0.0, 0.05, "a"), (0.05, 0.1, "b")]
+    # centres 12.5, 32.5, 52.5, 72.5, 92.5, 112.5 ms
+    assert frame_labels(segs, 6, 0.02, 0.0125) == ["a", "a", "b", "b", "b", None]
+    ctc_spans = [(0.04, 0.08, "x")]  # frames [2, 4) of a CTC alignment
+    assert frame_labels(ctc_spans, 6, 0.02, 0.0125) == [None, None, "x", "x", None, None]
+
+
+def test_heatmap_columns_ordered_by_dominant_phone():
+    codes = np.array([5] * 4 + [6] * 3 + [7] * 2 + [8])
+    phones = ["b"] * 3 + ["a"] + ["a"] * 3 + ["b"] * 2 + ["a"]
+    co = Cooccurrence.count(codes, phones)
+    p, cols = heatmap_matrix(co, ["a", "b"], top=3)
+    # dominant phone a: code 6 (P=1); then b: code 7 (P=1), code 5 (P=0.75); code 8 is not in the top 3
+    assert cols.tolist() == [6, 7, 5]
+    np.testing.assert_allclose(p, [[1, 0, 0.25], [0, 1, 0.75]])
+
+
+def test_read_alignments(tmp_path):
+    (tmp_path / "phn").mkdir()
+    (tmp_path / "phn" / "sa1.phn").write_text("0 3200 h#\n3200 4800 sh\n")
+    assert read_alignments(tmp_path / "phn") == {"sa1": [(0.0, 0.2, "h#"), (0.2, 0.3, "sh")]}
+    (tmp_path / "a.tsv").write_text("id\tstart\tend\tlabel\nu1\t0.00\t0.04\tAH\nu1\t0.04\t0.10\tB\nu2\t0\t1\tK\n")
+    assert read_alignments(tmp_path / "a.tsv") == {"u1": [(0.0, 0.04, "AH"), (0.04, 0.1, "B")],
+                                                  "u2": [(0.0, 1.0, "K")]}
+    (tmp_path / "bad.tsv").write_text("u1\t0.0\t0.1\tAH\nu1\t0.1\tx\tB\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: start and end"):
+        read_alignments(tmp_path / "bad.tsv")
+    (tmp_path / "bad.phn").write_text("0 10\n")
+    with pytest.raises(ValueError, match=r"bad.phn:1"):
+        read_alignments(tmp_path / "bad.phn")
+
+
+def tiny_config(**kw):
+    return W2V2Config(conv_layers=((8, 10, 5),) + ((8, 3, 2),) * 4 + ((8, 2, 2),) * 2, encoder_embed_dim=16,
+                      encoder_layers=1, encoder_ffn_embed_dim=32, encoder_attention_heads=2, conv_pos=8,
+                      conv_pos_groups=2, latent_vars=8, final_dim=8, **kw)
+
+
+def test_frame_codes_are_the_quantizer_argmax():
+    torch.manual_seed(0)
+    model = build_pretraining_model(tiny_config()).eval()
+    wav = torch.randn(1, 8000)
+    codes = frame_codes(model, wav)
+    with torch.no_grad():
+        normed = model.wav2vec2.feature_projection.layer_norm(model.wav2vec2.feature_extractor(wav)[0])
+        logits = model.quantizer.weight_proj(normed[0]).view(-1, 2, 8)
+    assert codes.shape == (24, 2) and codes.tolist() == logits.argmax(-1).tolist()
+
+
+def test_analyze_codebook_command(tmp_path, capsys):
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    model = build_pretraining_model(cfg).eval()
+    save_model_dir(model, cfg, tmp_path / "pt")
+    rng = np.random.default_rng(0)
+    entries, rows = [], ["id\tstart\tend\tphone"]
+    for i, n in enumerate([16000, 12000]):
+        sf.write(tmp_path / f"u{i}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+        entries.append(Entry(tmp_path / f"u{i}.wav", n, None))
+        rows += [f"u{i}\t0.0\t0.3\tAA", f"u{i}\t0.3\t0.5\tB", f"u{i}\t0.5\t0.7\tAA"]
+    entries.append(Entry(tmp_path / "missing.wav", 100, None))  # no phones: not analysed
+    write_manifest(tmp_path / "m.tsv", entries)
+    (tmp_path / "phones.tsv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    assert main(["analyze", "codebook", str(tmp_path / "pt"), str(tmp_path / "m.tsv"), "--phones",
+                 str(tmp_path / "phones.tsv"), "--out-dir", str(out), "--top", "10"]) == 0
+    assert "phone purity" in capsys.readouterr().out
+    png = (out / "codebook_heatmap.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    report = (out / "codebook.md").read_text()
+    assert "| statistic | pre-trained | random init (seed 0) |" in report and "PNMI" in report
+    with open(out / "codes.tsv", newline="") as f:
+        table = list(csv.DictReader(f, delimiter="\t"))
+    assert len(table) == 49 + 37
+    ref = frame_codes(model, model_input(tmp_path / "u0.wav", cfg))
+    got = np.array([[int(r["pre-trained: g0"]), int(r["pre-trained: g1"])] for r in table if r["id"] == "u0"])
+    assert got.tolist() == ref.tolist()
+    assert [r["pre-trained: joint"] for r in table[:3]] == [str(8 * a + b) for a, b in ref[:3].tolist()]
+    # phones by frame centre: frames 0-14 AA (centre < 0.3 s), 15-24 B, 25-34 AA, then none
+    assert [r["phone"] for r in table if r["id"] == "u0"] == ["AA"] * 15 + ["B"] * 10 + ["AA"] * 10 + [""] * 14
+    rand = [r["random init (seed 0): g0"] for r in table]
+    assert rand != [r["pre-trained: g0"] for r in table]
+
+
+def test_analyze_codebook_refuses_ctc_model(tmp_path, capsys):
+    cfg = tiny_config(vocab_size=5)
+    save_model_dir(build_ctc_model(cfg), cfg, tmp_path / "ctc", {"<pad>": 0, "<unk>": 1, "|": 2, "A": 3, "B": 4})
+    (tmp_path / "m.tsv").write_text("path\tsamples\n")
+    (tmp_path / "p.tsv").write_text("u\t0\t1\tA\n")
+    assert main(["analyze", "codebook", str(tmp_path / "ctc"), str(tmp_path / "m.tsv"), "--phones",
+                 str(tmp_path / "p.tsv"), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "pre-trained model with its quantizer" in capsys.readouterr().err
