@@ -21,8 +21,8 @@ from w2v2.cli import main
 from w2v2.data.commands import data_commands
 from w2v2.data.grammar import DEFAULT_GRAMMAR, digit_string, year_to_words
 from w2v2.data.manifest import read_manifest
-from w2v2.data.synth import (SPLITS, Speaker, SynthConfig, Utterance, build_corpus, espeak_binary, make_speakers,
-                             parse_wav, sentence_stream)
+from w2v2.data.synth import (SPLITS, Speaker, SynthConfig, Utterance, build_corpus, espeak_binary, labeled_name,
+                             make_speakers, parse_wav, sentence_stream)
 from w2v2.data.text import normalize_text
 
 TRANSCRIPT = re.compile(r"[A-Z]+('[A-Z]+)?( [A-Z]+('[A-Z]+)?)*")
@@ -213,3 +213,23 @@ def test_file_names_hash_everything_that_shapes_the_audio():
     assert a.key == Utterance(spk, "TURN ON THE LIGHTS", 150).key
     others = Utterance(spk, "TURN OFF THE LIGHTS", 150), Utterance(spk, "TURN ON THE LIGHTS", 151)
     assert len({a.key, *(u.key for u in others)}) == 3
+
+
+def test_labeled_set_names_follow_libri_light():
+    assert [labeled_name(m) for m in (10, 60, 120, 5, 0.5)] == [
+        "labeled_10min", "labeled_1h", "labeled_2h", "labeled_5min", "labeled_0.5min"]
+
+
+@needs_espeak
+def test_command_writes_corpus_with_report_and_plot(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    args = ["data", "synth", "--out", str(out), "--seed", "1", "--unlabeled-minutes", "0.2", "--labeled-minutes",
+            "0.1", "--dev-minutes", "0.05", "--test-minutes", "0.05", "--lm-sentences", "50", "--train-speakers", "2",
+            "--dev-speakers", "1", "--test-speakers", "1"]
+    assert main(args) == 0
+    assert "labeled_0.1min.tsv" in capsys.readouterr().out
+    summary = json.loads((out / "corpus.json").read_text())
+    assert summary["config"]["speakers"] == {"train": 2, "dev": 1, "test": 1}
+    assert [s["split"] for s in summary["speakers"]] == ["train", "train", "dev", "test"]
+    assert (out / "corpus.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test.tsv" in (out / "README.md").read_text()
