@@ -67,11 +67,11 @@ class AudioDataset(Dataset):
     """
 
     def __init__(self, entries: list[Entry], batches: list[list[int]], max_sample_size: int, seed: int,
-                 epoch: int, normalize_audio: bool, crop_to_shortest: bool, first_index: int = 0,
-                 rank: int = 0) -> None:
+                 epoch: int, normalize_audio: bool, crop_to_shortest: bool,
+                 batch_ids: list[int] | None = None) -> None:
         self.entries = entries
-        self.first_index = first_index
-        self.rank = rank
+        # the crops of a batch are seeded by its index in the epoch, whichever rank reads it
+        self.batch_ids = list(range(len(batches))) if batch_ids is None else batch_ids
         self.batches = batches
         self.max_sample_size = max_sample_size
         self.seed = seed
@@ -83,7 +83,7 @@ class AudioDataset(Dataset):
         return len(self.batches)
 
     def __getitem__(self, index: int) -> Batch:
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, self.first_index + index])
+        rng = np.random.default_rng([self.seed, self.epoch, self.batch_ids[index]])
         items = [self.entries[i] for i in self.batches[index]]
         wavs = [load_audio(e.path) for e in items]
         target = min(len(w) for w in wavs) if self.crop_to_shortest else None
@@ -110,9 +110,9 @@ def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, see
     """
     batches = make_batches([e.samples for e in entries], max_tokens, max_sample_size, seed, epoch, shuffle,
                            crop_to_shortest)
-    per_rank = len(batches) // world_size if world_size > 1 else len(batches)
-    shard = batches[rank::world_size][:per_rank]
-    ds = AudioDataset(entries, shard[start_batch:], max_sample_size, seed, epoch, normalize_audio, crop_to_shortest,
-                      first_index=start_batch, rank=rank)
+    per_rank = len(batches) // world_size
+    ids = list(range(rank, len(batches), world_size))[:per_rank][start_batch:]
+    ds = AudioDataset(entries, [batches[i] for i in ids], max_sample_size, seed, epoch, normalize_audio,
+                      crop_to_shortest, batch_ids=ids)
     return DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
                       prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False)

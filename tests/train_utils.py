@@ -1,0 +1,38 @@
+"""Small corpora and models for training tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from w2v2.config import W2V2Config
+from w2v2.data.manifest import Entry, write_manifest
+from w2v2.model import preset
+
+
+def micro_config(**kw) -> W2V2Config:
+    cfg = preset("tiny")
+    return dataclasses.replace(cfg, conv_layers=((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2,
+                               encoder_embed_dim=32, encoder_layers=2, encoder_ffn_embed_dim=64,
+                               encoder_attention_heads=2, conv_pos=16, conv_pos_groups=4, latent_vars=16,
+                               final_dim=16, num_negatives=10, **kw)
+
+
+def write_corpus(folder: Path, n: int = 12, seed: int = 0, texts: list[str] | None = None) -> Path:
+    """Clips of 0.8-1.6 s: tones with noise, different per clip; returns the manifest."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i in range(n):
+        samples = int(rng.integers(12800, 25600))
+        t = np.arange(samples) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t * (1 + 0.3 * t)) + 0.05 * rng.standard_normal(samples)
+        path = folder / f"clip{i:03d}.flac"
+        sf.write(path, wav.astype(np.float32), 16000)
+        entries.append(Entry(path, samples, texts[i % len(texts)] if texts else None))
+    manifest = folder / "manifest.tsv"
+    write_manifest(manifest, entries)
+    return manifest
