@@ -1,10 +1,27 @@
 """Transcript normalisation and the letter vocabulary of CTC fine-tuning (paper section 4.3).
 
-The normaliser follows the LibriSpeech convention of the shared data: upper-case A-Z, apostrophes
-inside words, single spaces; accents are stripped (NFKD), digits are spelled out as words
-(cardinals, "1ST" -> "FIRST"), "&" -> "AND", "%" -> "PERCENT", hyphens, dashes and slashes
-become spaces, other punctuation is dropped. Letters that have no ASCII form (e.g. "ß", Greek,
-CJK) are kept, so that the vocabulary check can report them rather than silently lose them.
+:func:`normalize_text` follows the convention of the shared data (LibriSpeech / LJ Speech style):
+upper-case letters, apostrophes inside words, single spaces. In order:
+
+1. Unicode: NFKD, combining marks (accents) dropped, upper-cased; ligatures and letters without a
+   decomposition are spelled in ASCII (Æ -> AE, Œ -> OE, Ø -> O, Ł -> L, Ð/Đ -> D, Þ -> TH; ß -> SS
+   by upper-casing). Other non-ASCII letters (Greek, Cyrillic, CJK, ...) are kept, so that the
+   vocabulary check (:meth:`Vocabulary.encode`) reports them instead of losing them silently.
+2. Abbreviations with a full stop, as in the LJ Speech README: MR. -> MISTER, MRS. -> MISSUS,
+   DR. -> DOCTOR, ST. -> SAINT, ... ; ETC -> ET CETERA.
+3. Symbols: & -> AND, % -> PERCENT, £N -> N POUNDS, $N -> N DOLLARS.
+4. Numbers: 1100-1999 (four digits, no thousands separator) are years (1462 -> FOURTEEN SIXTY TWO,
+   1803 -> EIGHTEEN OH THREE, 1800 -> EIGHTEEN HUNDRED); thousands separators are dropped
+   (1,000 -> 1000); ordinals 1ST/2ND/3RD/4TH -> FIRST ...; decimals 3.25 -> THREE POINT TWO FIVE;
+   runs of more than 15 digits are read digit by digit; other digits as cardinals
+   (5719 -> FIVE THOUSAND SEVEN HUNDRED NINETEEN).
+5. Hyphens, dashes, slashes and underscores become spaces; every other non-letter is dropped.
+6. Apostrophes (' and the curly ones) are kept inside words (DON'T, O'BRIEN'S) and at the start of
+   the elisions 'EM, 'TIS, 'TWAS, 'TWERE, 'TWILL, 'TWOULD, 'TWIXT; others are dropped.
+
+The result is idempotent (normalising twice changes nothing) and uses only letters, "'" and " ".
+On the shared data's transcripts, ``normalize_text(raw_text) == text`` for every kathleen and fsdd
+utterance; the LJ Speech exceptions are roman numerals after names (GEORGE II -> GEORGE THE SECOND).
 """
 
 from __future__ import annotations
@@ -49,21 +66,66 @@ def ordinal_to_words(n: int) -> str:
     return " ".join(words)
 
 
-def _spell_numbers(text: str) -> str:
-    text = re.sub(r"(\d+)(ST|ND|RD|TH)\b", lambda m: " " + ordinal_to_words(int(m[1])) + " ", text)
-    return re.sub(r"\d+", lambda m: " " + number_to_words(int(m[0])) + " ", text)
+def year_to_words(year: int) -> str:
+    """1462 -> FOURTEEN SIXTY TWO, 1803 -> EIGHTEEN OH THREE, 1800 -> EIGHTEEN HUNDRED."""
+    head, tail = divmod(year, 100)
+    return number_to_words(head) + " " + ("HUNDRED" if tail == 0 else ("OH " if tail < 10 else "")
+                                          + number_to_words(tail))
+
+
+def _digits(run: str) -> str:
+    return " ".join(_ONES[int(d)] for d in run)
+
+
+def _cardinal(run: str) -> str:
+    return _digits(run) if len(run) > 15 else number_to_words(int(run))
+
+
+_ABBREVIATIONS = {"MRS": "MISSUS", "MR": "MISTER", "DR": "DOCTOR", "ST": "SAINT", "CO": "COMPANY", "JR": "JUNIOR",
+                  "MAJ": "MAJOR", "GEN": "GENERAL", "DRS": "DOCTORS", "REV": "REVEREND", "LT": "LIEUTENANT",
+                  "HON": "HONORABLE", "SGT": "SERGEANT", "CAPT": "CAPTAIN", "ESQ": "ESQUIRE", "LTD": "LIMITED",
+                  "COL": "COLONEL", "FT": "FORT"}
+_ABBREV_RE = re.compile(r"\b(" + "|".join(_ABBREVIATIONS) + r")\.")
+_TRANSLIT = str.maketrans({"Æ": "AE", "Œ": "OE", "Ø": "O", "Ł": "L", "Ð": "D", "Đ": "D", "Þ": "TH", "Ħ": "H"})
+_ELISIONS = {"EM", "TIS", "TWAS", "TWERE", "TWILL", "TWOULD", "TWIXT"}
+_CURRENCY = {"£": ("POUND", "POUNDS"), "$": ("DOLLAR", "DOLLARS")}
+
+
+def _money(m: re.Match) -> str:
+    amount = m[2].replace(",", "")
+    one, many = _CURRENCY[m[1]]
+    return f" {_cardinal(amount)} {one if amount.lstrip('0') == '1' else many} "
+
+
+def _spell_numbers(s: str) -> str:
+    s = re.sub(r"([£$]) ?(\d[\d,]*\d|\d)", _money, s)
+    s = re.sub(r"(?<![\d,.])(1[1-9]\d\d)(?!\d|[,.]\d)", lambda m: " " + year_to_words(int(m[1])) + " ", s)
+    s = re.sub(r"(?<=\d),(?=\d{3})", "", s)  # 1,000 -> 1000
+    s = re.sub(r"(\d+)\.(\d+)", lambda m: f" {_cardinal(m[1])} POINT {_digits(m[2])} ", s)
+    s = re.sub(r"(\d+)(ST|ND|RD|TH)\b", lambda m: " " + ordinal_to_words(int(m[1])) + " "
+               if len(m[1]) <= 15 else " " + _digits(m[1]) + " ", s)
+    return re.sub(r"\d+", lambda m: " " + _cardinal(m[0]) + " ", s)
+
+
+def _apostrophes(word: str) -> str:
+    core = word.strip("'")
+    return "'" + core if word.startswith("'") and core in _ELISIONS else core
 
 
 def normalize_text(text: str) -> str:
+    """The rules of the module docstring."""
     s = unicodedata.normalize("NFKD", text)
-    s = "".join(c for c in s if not unicodedata.combining(c)).upper()
-    s = s.replace("’", "'").replace("‘", "'").replace("&", " AND ").replace("%", " PERCENT ")
-    s = re.sub(r"(?<=\d),(?=\d{3})", "", s)  # 1,000 -> 1000
+    s = "".join(c for c in s if not unicodedata.combining(c)).upper().translate(_TRANSLIT)
+    s = unicodedata.normalize("NFKD", s)  # upper-casing can produce decomposable letters again
+    s = "".join(c for c in s if not unicodedata.combining(c))
+    s = s.replace("’", "'").replace("‘", "'").replace("ʼ", "'")
+    s = _ABBREV_RE.sub(lambda m: " " + _ABBREVIATIONS[m[1]] + " ", s)
+    s = re.sub(r"\bETC\b", " ET CETERA ", s)
+    s = s.replace("&", " AND ").replace("%", " PERCENT ")
     s = _spell_numbers(s)
     s = re.sub(r"[-‐‑‒–—―/_]", " ", s)
     s = "".join(c if (c.isalpha() or c in " '") else " " for c in s)
-    s = re.sub(r"(?<![A-Z])'|'(?![A-Z])", " ", s)  # apostrophes only inside words
-    return " ".join(s.split())
+    return " ".join(w for w in map(_apostrophes, s.split()) if w)
 
 
 def split_units(text: str, units: str = "char") -> list[str]:
@@ -96,11 +158,13 @@ class Vocabulary:
 
     @classmethod
     def from_transcripts(cls, texts: Iterable[str], units: str = "char") -> Vocabulary:
-        found = {u for t in texts for u in (t.split() if units == "token" else t.replace(" ", ""))}
+        found = {u for t in texts for u in split_units(t, units)}
         return cls([cls.BLANK, cls.UNK, cls.BOUNDARY] + sorted(found - {cls.BOUNDARY}), units)
 
     @classmethod
     def from_dict(cls, d: dict[str, int], units: str = "char") -> Vocabulary:
+        if sorted(d.values()) != list(range(len(d))):
+            raise ValueError(f"vocabulary indices must be 0..{len(d) - 1}, each once; got {sorted(d.values())}")
         return cls(sorted(d, key=d.get), units)
 
     def units_of(self, text: str) -> list[str]:
