@@ -1,0 +1,204 @@
+"""``w2v2 transcribe``, ``evaluate`` and ``tune-decoder``: speech to text with a fine-tuned CTC model."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import Tensor
+
+from ..data.audio import SAMPLE_RATE, load_audio
+from ..data.manifest import read_manifest
+from ..data.text import Vocabulary
+from ..interop.model_dir import atomic_write, load_model_dir
+from .beam import BeamSearchConfig, BeamSearchDecoder, SearchModel, ngram_search_model, transformer_search_model
+from .ctc import Hypothesis, greedy_decode, word_timings
+from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
+from .metrics import ErrorCounts, chars_of, words_of
+from .tune import random_search, read_decoder_json, write_decoder_json, write_trials
+
+BEAM_FIELDS = [f.name for f in dataclasses.fields(BeamSearchConfig)]
+
+
+def load_ctc(model_dir: str) -> tuple:
+    model, cfg, vocab = load_model_dir(model_dir)
+    if vocab is None or not hasattr(model, "lm_head"):
+        raise ValueError(f"{model_dir}: not a CTC model directory (needs a CTC head and vocab.json)")
+    return model, cfg, Vocabulary.from_dict(vocab, units=cfg.extra.get("units", "char"))
+
+
+def decoder_settings(args: argparse.Namespace) -> dict:
+    """Settings of the chosen decoder: command-line options over MODEL_DIR/decoder.json (written by
+    tune-decoder) over the defaults of :class:`BeamSearchConfig`."""
+    if args.decoder == "greedy":
+        return {"decoder": "greedy"}
+    saved = read_decoder_json(args.model_dir).get(args.decoder, {})
+    settings = {"decoder": args.decoder, "lm": saved.get("lm"), "lexicon": saved.get("lexicon"),
+                **BeamSearchConfig().to_dict(), **{k: saved[k] for k in BEAM_FIELDS if k in saved}}
+    for key in ["lm", "lexicon"] + BEAM_FIELDS:
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    return settings
+
+
+def search_model(settings: dict, vocab: Vocabulary) -> SearchModel:
+    if settings["decoder"] == "ngram":
+        return ngram_search_model(vocab, settings["lm"], settings["lexicon"])
+    if not settings["lm"] or not settings["lexicon"]:
+        raise ValueError("--decoder transformer needs --lm (a Transformer LM directory) and --lexicon")
+    from .transformer_lm import load_transformer_lm
+
+    return transformer_search_model(vocab, load_transformer_lm(settings["lm"]), settings["lexicon"])
+
+
+def make_decoder(settings: dict, vocab: Vocabulary) -> Callable[[Tensor], Hypothesis]:
+    if settings["decoder"] == "greedy":
+        return lambda emissions: greedy_decode(emissions, vocab)
+    search = BeamSearchDecoder(search_model(settings, vocab), BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS}))
+    return lambda emissions: search(emissions)[0]
+
+
+def inference_config(args: argparse.Namespace) -> InferenceConfig:
+    return InferenceConfig(args.chunk_seconds, args.context_seconds, args.batch_seconds)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    model, cfg, vocab = load_ctc(args.model_dir)
+    decode = make_decoder(decoder_settings(args), vocab)
+    frame_seconds = cfg.frame_stride / SAMPLE_RATE
+    for path, hyp in zip(args.audio, transcribe_files(model, cfg, args.audio, decode, inference_config(args))):
+        if args.json:
+            words = [dataclasses.asdict(w) for w in word_timings(hyp.spans, vocab, frame_seconds)]
+            print(json.dumps({"path": path, "text": hyp.text, "words": words}, ensure_ascii=False), flush=True)
+        else:
+            print(f"{path}\t{hyp.text}", flush=True)
+
+
+def plot_utterance_errors(durations: list[float], wers: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(durations, [100 * w for w in wers], s=12, alpha=0.6)
+    ax.set(xlabel="utterance duration (s)", ylabel="utterance WER (%)", title=f"{len(wers)} utterances")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    entries = read_manifest(args.manifest)
+    if not entries:
+        raise ValueError(f"{args.manifest}: no utterances")
+    missing = [str(e.path) for e in entries if e.text is None]
+    if missing:
+        raise ValueError(f"{args.manifest}: no 'text' column (transcripts are needed to score), e.g. {missing[0]}")
+    model, cfg, vocab = load_ctc(args.model_dir)
+    settings = decoder_settings(args)
+    decode = make_decoder(settings, vocab)
+    timing = Timing()
+    word_counts, char_counts = ErrorCounts(), ErrorCounts()
+    rows, durations, utt_wers = ["id\tpath\tref\thyp"], [], []
+    hyps = transcribe_files(model, cfg, [e.path for e in entries], decode, inference_config(args), timing)
+    for entry, hyp in zip(entries, hyps):
+        ref = " ".join(entry.text.split())
+        utt = ErrorCounts()
+        utt.add(words_of(ref), words_of(hyp.text))
+        word_counts.add(words_of(ref), words_of(hyp.text))
+        char_counts.add(chars_of(ref), chars_of(hyp.text))
+        rows.append(f"{entry.id}\t{entry.path}\t{ref}\t{hyp.text}")
+        durations.append(entry.samples / SAMPLE_RATE)
+        utt_wers.append(utt.errors / max(utt.ref_len, 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "hyps.tsv", lambda p: p.write_text("\n".join(rows) + "\n", encoding="utf-8"))
+    metrics = {"wer": word_counts.rate, "cer": char_counts.rate, "n_utts": len(entries),
+               "n_words": word_counts.ref_len, "n_chars": char_counts.ref_len,
+               "word_errors": word_counts.errors, "char_errors": char_counts.errors,
+               "model_dir": str(args.model_dir), "manifest": str(args.manifest),
+               "decoder": settings, "inference": inference_config(args).to_dict(), **timing.summary()}
+    atomic_write(out / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
+    plot_utterance_errors(durations, utt_wers, out / "utterance_wer.png")
+    print(f"{args.manifest}: WER {100 * metrics['wer']:.2f}%  CER {100 * metrics['cer']:.2f}%  "
+          f"({len(entries)} utterances, {word_counts.ref_len} words; decoder {settings['decoder']}; "
+          f"RTF {metrics['rtf']:.3f}) -> {out}")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    if args.decoder == "greedy":
+        raise ValueError("tune-decoder tunes a beam search: use --decoder ngram or transformer")
+    entries = read_manifest(args.dev)
+    if not entries or any(e.text is None for e in entries):
+        raise ValueError(f"{args.dev}: need a non-empty manifest with a 'text' column")
+    model, cfg, vocab = load_ctc(args.model_dir)
+    settings = decoder_settings(args)
+    for key in ("lm", "lexicon"):
+        if settings[key]:
+            settings[key] = str(Path(settings[key]).resolve())
+    waves = [load_audio(e.path, min_samples=cfg.receptive_field) for e in entries]
+    emissions = compute_emissions(model, cfg, waves, inference_config(args))
+    base = BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS})
+    refs = [" ".join(e.text.split()) for e in entries]
+    best, trials = random_search(search_model(settings, vocab), base, emissions, refs, args.trials, args.seed)
+    model_dir = Path(args.model_dir)
+    write_trials(trials, model_dir / f"decoder_tuning_{args.decoder}.tsv", model_dir / f"decoder_tuning_{args.decoder}.png")
+    tuning = {"dev": str(Path(args.dev).resolve()), "trials": args.trials, "seed": args.seed,
+              "dev_wer": min(t.wer for t in trials), "dev_wer_default": trials[0].wer}
+    path = write_decoder_json(model_dir, args.decoder, {"lm": settings["lm"], "lexicon": settings["lexicon"],
+                                                        **best.to_dict(), "tuning": tuning})
+    print(f"best of {len(trials)} settings on {args.dev}: lm_weight {best.lm_weight:.3f}, word_score "
+          f"{best.word_score:.3f}: WER {100 * tuning['dev_wer']:.2f}% (default {100 * trials[0].wer:.2f}%) -> {path}")
+
+
+def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy") -> None:
+    p.add_argument("--decoder", choices=["greedy", "ngram", "transformer"], default=default,
+                   help="greedy: best path, no LM; ngram: KenLM beam search; transformer: Transformer LM beam "
+                        "search (default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)")
+    p.add_argument("--lm", help="ngram: ARPA or KenLM binary (over words with --lexicon, over the model's units "
+                                "without); transformer: LM directory")
+    p.add_argument("--lexicon", help="lexicon file, lines 'WORD<TAB>W O R D |' (omit for lexicon-free search)")
+    b = p.add_argument_group("beam search")
+    b.add_argument("--beam-size", dest="beam_size", type=int)
+    b.add_argument("--beam-size-token", dest="beam_size_token", type=int, help="units tried per frame (0: all)")
+    b.add_argument("--beam-threshold", dest="beam_threshold", type=float)
+    b.add_argument("--lm-weight", dest="lm_weight", type=float)
+    b.add_argument("--word-score", dest="word_score", type=float)
+    b.add_argument("--sil-score", dest="sil_score", type=float)
+    b.add_argument("--unk-score", dest="unk_score", type=float)
+    i = p.add_argument_group("inference")
+    d = InferenceConfig()
+    i.add_argument("--chunk-seconds", type=float, default=d.chunk_seconds, help="longer files are cut into windows")
+    i.add_argument("--context-seconds", type=float, default=d.context_seconds, help="extra audio per window side")
+    i.add_argument("--batch-seconds", type=float, default=d.batch_seconds, help="padded audio per forward pass")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("transcribe", help="audio files -> text (one 'path<TAB>text' line per file, or --json)")
+    p.add_argument("model_dir")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--json", action="store_true", help="JSON lines with word start/end times (seconds)")
+    add_decoder_args(p)
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("evaluate", help="WER / CER of a model on a manifest with transcripts")
+    p.add_argument("model_dir")
+    p.add_argument("manifest")
+    p.add_argument("--out", required=True, help="folder for hyps.tsv, metrics.json and utterance_wer.png")
+    add_decoder_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune-decoder", help="random search of LM weight and word score on a dev set "
+                                            "-> MODEL_DIR/decoder.json")
+    p.add_argument("model_dir")
+    p.add_argument("--dev", required=True, help="dev manifest with transcripts")
+    p.add_argument("--trials", type=int, default=20, help="random draws (the default setting is tried too)")
+    p.add_argument("--seed", type=int, default=0)
+    add_decoder_args(p, default="ngram")
+    p.set_defaults(func=cmd_tune)
+
