@@ -111,7 +111,8 @@ def usage_perplexity(codes: np.ndarray) -> float:
     return float(2.0 ** entropy(counts))
 
 
-def codebook_summary(codes: np.ndarray, num_vars: int, labelled: np.ndarray, phones: Sequence[str]) -> dict[str, object]:
+def codebook_summary(codes: np.ndarray, num_vars: int, labelled: np.ndarray,
+                     phones: Sequence[str]) -> dict[str, object]:
     """Usage and phone statistics of (N, G) codes; ``labelled`` (N,) marks frames with a phone
     and ``phones`` holds those frames' phones in order."""
     groups = codes.shape[1]

@@ -63,8 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model's units are phones and the manifest holds words: convert with CMUdict")
     p.set_defaults(func=cmd_align)
 
-    p = data_commands(sub).add_parser("phonemize", help="manifest with CMUdict phone transcripts ('HH AH L OW | W ER L D') for "
-                                         "phone-level CTC fine-tuning (--units token); skips out-of-lexicon words")
+    p = data_commands(sub).add_parser(
+        "phonemize", help="manifest with CMUdict phone transcripts ('HH AH L OW | W ER L D') for phone-level "
+                          "CTC fine-tuning (--units token); skips utterances with out-of-lexicon words")
     p.add_argument("manifest")
     p.add_argument("--out", required=True, help="manifest to write")
     p.add_argument("--oov", help="TSV of the out-of-lexicon words and their counts")

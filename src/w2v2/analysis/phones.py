@@ -104,7 +104,8 @@ def read_alignment_tsv(path: Path) -> dict[str, list[tuple[float, float, str]]]:
             except ValueError:
                 if lineno == 1:
                     continue  # header
-                raise ValueError(f"{path}:{lineno}: start and end must be seconds, got {row[1]!r}, {row[2]!r}") from None
+                raise ValueError(f"{path}:{lineno}: start and end must be seconds, "
+                                 f"got {row[1]!r}, {row[2]!r}") from None
             if end < start:
                 raise ValueError(f"{path}:{lineno}: segment ends ({end}) before it starts ({start})")
             out.setdefault(row[0], []).append((start, end, row[3]))
