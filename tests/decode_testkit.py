@@ -58,8 +58,9 @@ def tiny_ctc_model(tmp_path: Path, seed: int = 0) -> Path:
 
     tokens = ["<pad>", "<s>", "</s>", "<unk>", "|"] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
     hf = build("Wav2Vec2ForCTC", "layer", seed=seed, vocab_size=len(tokens))
-    with torch.no_grad():  # sharper posteriors than a fresh head, so that decoding is not all ties
-        hf.lm_head.weight.mul_(30.0)
+    with torch.no_grad():  # sharper posteriors than a fresh head, so that decoding is not all ties;
+        hf.lm_head.weight.mul_(30.0)  # <s>, </s>, <unk> never win (as in a fine-tuned model)
+        hf.lm_head.bias[1:4] = -100.0
     hf.save_pretrained(tmp_path / "hf")
     (tmp_path / "hf" / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
     out = tmp_path / "model"
@@ -70,4 +71,10 @@ def tiny_ctc_model(tmp_path: Path, seed: int = 0) -> Path:
 def write_noise(path: Path, seconds: float, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     sf.write(path, (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32), 16000, subtype="FLOAT")
+    return path
+
+
+def write_manifest_tsv(path: Path, rows: list[tuple[Path, str]]) -> Path:
+    lines = ["path\tsamples\ttext"] + [f"{p}\t{sf.info(p).frames}\t{text}" for p, text in rows]
+    path.write_text("\n".join(lines) + "\n")
     return path
