@@ -133,6 +133,8 @@ def test_align_command_phone_model(tmp_path):
     w = read_tsv(tmp_path / "a.words.tsv")
     assert [r["label"] for r in w if r["id"] == "utt0"] == ["HH AH L OW", "W ER L D"]
     assert (float(w[0]["start"]), float(w[0]["end"])) == (got[0][0], got[3][1])
+    png = (tmp_path / "a.png").read_bytes()  # posteriors with the aligned segments
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
 def test_align_phonemize_words_and_skips(tmp_path):
@@ -154,8 +156,10 @@ def test_align_char_model_and_bad_input(tmp_path, capsys):
     tiny_ctc(tmp_path, tokens, "char")
     manifest = audio_manifest(tmp_path, ["AB BA", "ABC"])
     with pytest.warns(UserWarning, match="not in the vocabulary"):
-        assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv")]) == 0
+        assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv"),
+                     "--plots", "0"]) == 0
     assert [r["label"] for r in read_tsv(tmp_path / "a.words.tsv")] == ["AB", "BA"]
+    assert not (tmp_path / "a.png").exists()
     assert "aligned 1 utterances" in capsys.readouterr().out
     assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "b.tsv"),
                  "--phonemize"]) == 2

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import nn
 from tqdm import tqdm
 
@@ -27,6 +29,7 @@ from ..data.text import Vocabulary
 from ..interop.model_dir import atomic_write, load_model_dir
 from .phones import cmu_lexicon
 from .phones import phonemize as phonemize_text
+from .report import save_figure
 
 _STAY, _NEXT, _SKIP = 0, 1, 2
 
@@ -149,6 +152,36 @@ def write_segments(path: str | Path, rows: list[tuple[str, Segment]], frame_s: f
     atomic_write(Path(path), write)
 
 
+@dataclass
+class AlignedUtterance:
+    id: str
+    log_probs: np.ndarray  # (T, V)
+    units: list[Segment]
+    words: list[Segment]
+
+
+def plot_alignments(items: Sequence[AlignedUtterance], vocab: Vocabulary, frame_s: float) -> Figure:
+    """Per utterance, the posterior of each transcript unit over time with its aligned segment
+    outlined, and the words on top."""
+    fig = Figure(figsize=(12, sum(1.0 + 0.12 * len(u.units) for u in items) + 0.5), layout="constrained")
+    axes = fig.subplots(len(items), 1, squeeze=False, height_ratios=[1.0 + 0.12 * len(u.units) for u in items])
+    for ax, u in zip(axes[:, 0], items):
+        post = np.exp(u.log_probs[:, [vocab.index[s.label] for s in u.units]]).T
+        ax.imshow(post, aspect="auto", origin="upper", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+                  extent=(0, len(u.log_probs) * frame_s, len(u.units) - 0.5, -0.5))
+        for k, s in enumerate(u.units):
+            ax.add_patch(Rectangle((s.start * frame_s, k - 0.5), (s.end - s.start) * frame_s, 1.0, fill=False,
+                                   edgecolor="tab:red", linewidth=0.8))
+        ax.set_yticks(range(len(u.units)), [s.label for s in u.units], fontsize=5)
+        for w in u.words:
+            ax.axvline(w.start * frame_s, color="tab:blue", linewidth=0.5)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([(w.start + w.end) / 2 * frame_s for w in u.words], [w.label for w in u.words], fontsize=6)
+        ax.set_xlabel("seconds")
+        ax.set_title(f"{u.id}: P(unit | frame) of the transcript's units, aligned segments in red", fontsize=8)
+    return fig
+
+
 def words_path(out: str | Path) -> Path:
     """Where ``align`` writes the word segments next to the unit segments: ``X.tsv`` -> ``X.words.tsv``."""
     out = Path(out)
@@ -156,11 +189,12 @@ def words_path(out: str | Path) -> Path:
 
 
 def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path, fill: bool = True,
-                   phonemize: bool = False) -> dict[str, int]:
+                   phonemize: bool = False, plots: int = 3) -> dict[str, int]:
     """Force-align the transcripts of ``manifest`` with a CTC model; writes the units (letters or
-    phones, ``|`` dropped) to ``out`` and the words to :func:`words_path`. ``phonemize``: the
-    model's units are phones and the manifest holds words, converted with the CMU lexicon.
-    Returns counts of aligned and skipped utterances."""
+    phones, ``|`` dropped) to ``out``, the words to :func:`words_path` and a plot of the first
+    ``plots`` alignments to ``out`` with suffix ``.png``. ``phonemize``: the model's units are
+    phones and the manifest holds words, converted with the CMU lexicon. Returns counts of aligned
+    and skipped utterances."""
     model, cfg, vocab_dict = load_model_dir(model_dir)
     if vocab_dict is None or not hasattr(model, "lm_head"):
         raise ValueError(f"{model_dir}: not a CTC model with a vocabulary (vocab.json)")
@@ -172,6 +206,7 @@ def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path,
     unit_rows: list[tuple[str, Segment]] = []
     word_rows: list[tuple[str, Segment]] = []
     counts = {"aligned": 0, "no transcript": 0, "not alignable": 0}
+    shown: list[AlignedUtterance] = []
     for e in tqdm(read_manifest(manifest), desc="align", unit="utt"):
         if not e.text:
             counts["no transcript"] += 1
@@ -185,8 +220,8 @@ def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path,
                 counts["not alignable"] += 1
                 continue
         try:
-            units, word_segs = align_transcript(ctc_log_probs(model, model_input(e.path, cfg)), vocab, text,
-                                                words, fill=fill, source=str(e.path))
+            lp = ctc_log_probs(model, model_input(e.path, cfg))
+            units, word_segs = align_transcript(lp, vocab, text, words, fill=fill, source=str(e.path))
         except ValueError as err:
             warnings.warn(f"{e.path}: skipped: {err}", stacklevel=2)
             counts["not alignable"] += 1
@@ -194,6 +229,10 @@ def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path,
         unit_rows += [(e.id, s) for s in units]
         word_rows += [(e.id, s) for s in word_segs]
         counts["aligned"] += 1
+        if len(shown) < plots:
+            shown.append(AlignedUtterance(e.id, lp, units, word_segs))
     write_segments(out, unit_rows, frame_s)
     write_segments(words_path(out), word_rows, frame_s)
+    if shown:
+        save_figure(plot_alignments(shown, vocab, frame_s), Path(out).with_suffix(".png"))
     return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..data.commands import data_commands
 from ..data.manifest import read_manifest, write_manifest
@@ -13,9 +14,10 @@ def cmd_align(args: argparse.Namespace) -> None:
     from .align import align_manifest, words_path
 
     counts = align_manifest(args.model_dir, args.manifest, args.out, fill=not args.ctc_spans,
-                            phonemize=args.phonemize)
-    print(f"aligned {counts['aligned']} utterances -> {args.out} (units), {words_path(args.out)} (words); "
-          f"skipped {counts['not alignable']} not alignable, {counts['no transcript']} without transcript")
+                            phonemize=args.phonemize, plots=args.plots)
+    print(f"aligned {counts['aligned']} utterances -> {args.out} (units), {words_path(args.out)} (words)"
+          + (f", {Path(args.out).with_suffix('.png')} (plot); " if args.plots and counts["aligned"] else "; ")
+          + f"skipped {counts['not alignable']} not alignable, {counts['no transcript']} without transcript")
 
 
 def cmd_phonemize(args: argparse.Namespace) -> None:
@@ -59,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ctc-spans", action="store_true",
                    help="keep each unit's own frames only (default: a unit extends over the blank frames up "
                         "to the next unit of its word)")
+    p.add_argument("--plots", type=int, default=3, help="plot the first N alignments to OUT with suffix .png "
+                   "(default 3; 0: none)")
     p.add_argument("--phonemize", action="store_true",
                    help="the model's units are phones and the manifest holds words: convert with CMUdict")
     p.set_defaults(func=cmd_align)
