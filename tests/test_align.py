@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import soundfile as sf
 import torch
 
@@ -44,6 +46,19 @@ def test_viterbi_equals_brute_force(targets, seed):
     path = [ext[s] for s in states]
     assert collapse(path) == targets  # the returned path is valid and has the returned score
     assert sum(lp[i, k] for i, k in enumerate(path)) == pytest.approx(score, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 3), st.lists(st.integers(1, 2), max_size=4), st.integers(0, 2**31))
+def test_viterbi_property(frames, vocab, targets, seed):
+    targets = [min(t, vocab - 1) for t in targets]
+    lp = torch.log_softmax(torch.from_numpy(np.random.default_rng(seed).standard_normal((frames, vocab))), -1).numpy()
+    ref = brute_force(lp, targets)
+    if ref is None:
+        with pytest.raises(ValueError):
+            ctc_viterbi(lp, targets)
+    else:
+        assert ctc_viterbi(lp, targets)[1] == pytest.approx(ref, abs=1e-9)
 
 
 def test_viterbi_refuses_too_few_frames():
