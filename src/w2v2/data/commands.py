@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
 def cmd_manifest(args: argparse.Namespace) -> None:
     from .manifest import (ManifestError, Requirements, check_manifest, entries_from_folders, entries_from_split,
                            entries_from_table, write_manifest)
+    from .audio import audio_info
     from .text import normalize_text
 
     sources = [bool(args.folders), args.transcripts is not None, args.split is not None]
@@ -70,6 +72,9 @@ def cmd_manifest(args: argparse.Namespace) -> None:
     write_manifest(args.out, good, with_text=args.with_text)
     hours = sum(e.samples for e in good) / 16000 / 3600
     print(f"wrote {args.out}: {len(good)} entries, {hours:.3f} h" + (f"; skipped {len(problems)} bad" if problems else ""))
+    formats = Counter(f"{i.samplerate} Hz, {i.channels} ch, {i.subtype}" for i in (audio_info(e.path) for e in good))
+    print("sources (resampled to 16 kHz mono where needed): "
+          + "; ".join(f"{n} x {fmt}" for fmt, n in formats.most_common()))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
