@@ -7,7 +7,7 @@ import random
 import jiwer
 import pytest
 
-from w2v2.analysis.errors import SPACE, ErrorStats, Hypothesis, read_hypotheses
+from w2v2.analysis.errors import SPACE, ErrorStats, Hypothesis, analyze_errors, read_hypotheses
 from w2v2.cli import main
 
 REFS = ["THE CAT WILL GO", "A DOG RAN", "SHE WILL SING", "ZORBLAX IS HERE"]
@@ -78,6 +78,16 @@ def test_analyze_errors_command(tmp_path, capsys):
     assert "WILL → WIL (1)" in report and "ZORBLAX (1)" in report
     png = (out / "errors.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_lm_hypotheses_compared_on_shared_utterances(tmp_path):
+    no_lm = write_hyps(tmp_path / "greedy.tsv", NO_LM)
+    lm = tmp_path / "lm.tsv"
+    lm.write_text("".join(no_lm.read_text().splitlines(keepends=True)[:3]))  # header + u0, u1
+    with pytest.warns(UserWarning, match="comparing the 2 they share"):
+        summaries = analyze_errors(no_lm, tmp_path / "o", lm_hypotheses=lm)
+    assert summaries["no LM"]["reference words"] == summaries["LM"]["reference words"] == 4 + 3
+    assert summaries["no LM"]["WER %"] == pytest.approx(100 * 2 / 7)  # WILL -> WIL, AWAY inserted
 
 
 def test_bad_hypotheses_file(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,9 @@ def analyze_errors(hypotheses: str | Path, out_dir: str | Path, lm_hypotheses: s
         common = {h.id for h in systems["no LM"]} & {h.id for h in systems["LM"]}
         if not common:
             raise ValueError(f"{hypotheses} and {lm_hypotheses} have no utterance id in common")
+        if any(len(v) != len(common) for v in systems.values()):
+            warnings.warn(f"{hypotheses} and {lm_hypotheses} hold different utterances: comparing the "
+                          f"{len(common)} they share", stacklevel=2)
         systems = {k: [h for h in v if h.id in common] for k, v in systems.items()}
     vocab = read_lm_vocabulary(lm_text) if lm_text is not None else None
     stats = {name: ErrorStats.collect(h, vocab) for name, h in systems.items()}
