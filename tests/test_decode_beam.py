@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decode_testkit import LETTERS, peaked, write_arpa, write_lexicon
-from w2v2.decode.beam import BeamSearchConfig, BeamSearchDecoder, TransformerBeamLM, load_lexicon, ngram_search_model
+from w2v2.decode.beam import BeamSearchConfig, BeamSearchDecoder, TransformerBeamLM, ngram_search_model
 from w2v2.decode.beam import lexicon_search_model
 from w2v2.decode.ctc import greedy_decode
 
@@ -107,13 +107,14 @@ def test_lexicon_free_unit_lm(tmp_path):
 class BigramTable:
     """A stand-in for the Transformer LM (same interface): next-word log-probabilities from a table."""
 
-    def __init__(self, vocab: list[str], table: torch.Tensor) -> None:
-        self.vocab, self.table, self.calls = vocab, table, 0
+    def __init__(self, words: list[str], table: torch.Tensor) -> None:
+        self.vocab = {w: i for i, w in enumerate(words)}
+        self.eos_id, self.unk_id, self.bos = self.vocab["</s>"], self.vocab["<unk>"], self.vocab["<s>"]
+        self.table, self.calls = table, 0
 
     def next_log_probs(self, histories: list[list[int]]) -> torch.Tensor:
         self.calls += 1
-        bos = self.vocab.index("<s>")
-        return torch.stack([self.table[h[-1] if h else bos] for h in histories])
+        return torch.stack([self.table[h[-1] if h else self.bos] for h in histories])
 
 
 def test_custom_lm_matches_kenlm_on_the_same_distribution(tmp_path):
@@ -146,9 +147,11 @@ def test_custom_lm_matches_kenlm_on_the_same_distribution(tmp_path):
 
 def test_bad_lexicon_and_missing_lm(tmp_path):
     bad = tmp_path / "bad.txt"
-    bad.write_text("CAT\tC A T |\nDOG D O G |\n")
+    bad.write_text("CAT\tC A T |\nDOG\n")
     with pytest.raises(ValueError, match="bad.txt:2"):
-        load_lexicon(bad)
+        ngram_search_model(LETTERS, None, bad)
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        ngram_search_model(LETTERS, None, tmp_path / "nope.txt")
     with pytest.raises(FileNotFoundError, match="nope.arpa"):
         ngram_search_model(LETTERS, tmp_path / "nope.arpa", None)
     foreign = write_lexicon(tmp_path / "foreign.txt", ["XYZ"])

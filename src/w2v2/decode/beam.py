@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..data.text import Vocabulary
 from .ctc import Hypothesis, collapse
+from .lexicon import read_lexicon
 
 UNK_WORD = "<unk>"
 
@@ -57,25 +58,6 @@ class BeamSearchConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def load_lexicon(path: str | Path) -> dict[str, list[list[str]]]:
-    """Lexicon file: ``WORD<TAB>W O R D |`` per line (several lines per word for variants)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: lexicon not found")
-    lexicon: dict[str, list[list[str]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            word, sep, spelling = line.rstrip("\n").partition("\t")
-            if not sep or not word or not spelling.split():
-                raise ValueError(f"{path}:{lineno}: expected 'WORD<TAB>units separated by spaces', got {line!r}")
-            lexicon.setdefault(word, []).append(spelling.split())
-    if not lexicon:
-        raise ValueError(f"{path}: empty lexicon")
-    return lexicon
 
 
 def word_dictionary(lexicon: dict[str, list[list[str]]]) -> Dictionary:
@@ -174,7 +156,11 @@ class BeamSearchDecoder:
 
 def lexicon_search_model(vocab: Vocabulary, lexicon_path: str | Path, make_lm) -> SearchModel:
     """``make_lm(words)`` builds the word LM over the lexicon's word dictionary."""
-    lexicon = load_lexicon(lexicon_path)
+    if not Path(lexicon_path).is_file():
+        raise FileNotFoundError(f"{lexicon_path}: lexicon not found")
+    lexicon = read_lexicon(lexicon_path)
+    if not lexicon:
+        raise ValueError(f"{lexicon_path}: empty lexicon")
     words = word_dictionary(lexicon)
     lm = make_lm(words)
     return SearchModel(vocab, lm, words, build_trie(lexicon, vocab, words, lm))
@@ -202,8 +188,9 @@ def ngram_search_model(vocab: Vocabulary, lm_path: str | Path | None = None,
 
 
 class TransformerBeamLM(LM):
-    """flashlight ``LM`` backed by a word-level neural LM with ``vocab`` (list of words, or
-    {word: index}), ``eos``/``unk`` indices and ``next_log_probs(histories) -> (B, V)``.
+    """flashlight ``LM`` backed by a word-level neural LM (:class:`w2v2.decode.transformer_lm.TransformerLM`:
+    ``vocab`` {word: id}, ``eos_id``, ``unk_id``, ``next_log_probs(histories) -> (B, V)`` natural-log
+    probabilities of the next word after histories of word ids that start after the sentence start).
 
     Every beam state is a word history; the next-word distribution of a state is computed once and
     cached (flashlight asks for many words after the same history), and the cache is cleared when
@@ -213,12 +200,8 @@ class TransformerBeamLM(LM):
     def __init__(self, model, words: Dictionary) -> None:
         super().__init__()
         self.model = model
-        index = model.vocab if isinstance(model.vocab, dict) else {w: i for i, w in enumerate(model.vocab)}
-        unk = index.get(UNK_WORD, index.get("<UNK>"))
-        self.eos = index["</s>"]
-        self.to_lm = [index.get(words.get_entry(i), unk) for i in range(words.index_size())]
-        if None in self.to_lm:
-            raise ValueError("the Transformer LM has no <unk> entry for words outside its vocabulary")
+        self.eos = model.eos_id
+        self.to_lm = [model.vocab.get(words.get_entry(i), model.unk_id) for i in range(words.index_size())]
         self.histories: dict[LMState, tuple[int, ...]] = {}
         self.cache: dict[tuple[int, ...], Tensor] = {}
 
