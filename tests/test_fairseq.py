@@ -126,11 +126,15 @@ def test_pretraining_loss_matches_wav2vec_criterion(tmp_path, layout):
     assert (out.correct, out.count) == (log["correct"], log["count"])
 
 
+# the one field where w2v2's preset departs from fairseq's yaml (reported to the presets' owner)
+PRESET_DIFFERENCES = {"large_lv60": {"attention_dropout": (0.0, 0.1)}}
+
+
 @pytest.mark.parametrize("yaml_name,preset_name", [("wav2vec2_base_librispeech", "base"),
                                                    ("wav2vec2_large_librivox", "large_lv60")])
 def test_released_pretraining_configs_map_to_presets(yaml_name, preset_name):
-    """fairseq's own pre-training yaml (merged over its Wav2Vec2Config, as hydra does) gives the
-    architecture and objective of w2v2's preset."""
+    """fairseq's own pre-training yaml (merged over its Wav2Vec2Config, as hydra does) gives w2v2's
+    preset (channel masks are off in pre-training, so their length does not count)."""
     from pathlib import Path
 
     from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config
@@ -143,15 +147,12 @@ def test_released_pretraining_configs_map_to_presets(yaml_name, preset_name):
         pytest.skip(f"{path} is not shipped with this fairseq")
     y = OmegaConf.load(path)
     model = OmegaConf.merge(OmegaConf.structured(Wav2Vec2Config), {k: v for k, v in y.model.items() if k != "_name"})
-    cfg = config_from_fairseq({"model": OmegaConf.to_container(model, resolve=True, enum_to_str=True),
-                               "task": OmegaConf.to_container(y.task), "criterion": OmegaConf.to_container(y.criterion)})
-    want = preset(preset_name)
-    fields = ["conv_layers", "extractor_mode", "conv_bias", "encoder_embed_dim", "encoder_layers",
-              "encoder_ffn_embed_dim", "encoder_attention_heads", "layer_norm_first", "conv_pos", "conv_pos_groups",
-              "latent_vars", "latent_groups", "codevector_dim", "final_dim", "latent_temp", "mask_prob", "mask_length",
-              "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight", "feature_grad_mult",
-              "normalize", "dropout_input", "dropout_features", "encoder_layerdrop"]
-    assert {f: getattr(cfg, f) for f in fields} == {f: getattr(want, f) for f in fields}
+    ours = config_from_fairseq({"model": OmegaConf.to_container(model, resolve=True, enum_to_str=True),
+                                "task": OmegaConf.to_container(y.task),
+                                "criterion": OmegaConf.to_container(y.criterion)}).to_dict()
+    want = preset(preset_name).to_dict()
+    diff = {k: (ours[k], want[k]) for k in ours if ours[k] != want[k] and k not in ("origin", "mask_channel_length")}
+    assert diff == PRESET_DIFFERENCES.get(preset_name, {})
 
 
 def test_state_keys_cover_fairseq_model(tmp_path):

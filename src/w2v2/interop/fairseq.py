@@ -243,14 +243,12 @@ def read_dictionary(path: str | Path, size: int) -> dict[str, int]:
         raise ValueError(f"{path}: cannot read the fairseq dictionary: {e}") from e
     symbols = list(SYMBOLS_RENAMED)
     for n, line in enumerate(lines, 1):
-        line = line.rstrip()
-        overwrite = line.endswith(" #fairseq:overwrite")
-        line = line.removesuffix(" #fairseq:overwrite")
+        line = line.rstrip().removesuffix(" #fairseq:overwrite")
         word, _, count = line.rpartition(" ")
         if not word or not count.isdigit():
             raise ValueError(f"{path}:{n}: expected 'SYMBOL COUNT', got {line!r}")
-        if word in symbols and not overwrite:
-            raise ValueError(f"{path}:{n}: duplicate symbol {word!r}")
+        if word in symbols:
+            raise ValueError(f"{path}:{n}: duplicate symbol {word!r} (a vocabulary maps each token to one index)")
         symbols.append(word)
     if len(symbols) != size:
         raise ValueError(f"{path}: 4 special symbols + {len(symbols) - 4} lines = {len(symbols)} tokens, but the "

@@ -79,7 +79,7 @@ def _standin(module: str, name: str) -> type[Standin]:
 class Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module in ("__builtin__", "builtins"):
-            name = _PY2.get(name, name)
+            module, name = "builtins", _PY2.get(name, name)
             if name in _BUILTINS:
                 return getattr(builtins, name)
         elif name in _TORCH.get(module, ()):
