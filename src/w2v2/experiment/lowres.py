@@ -1,0 +1,142 @@
+"""``w2v2 experiment lowres``: pre-train on unlabeled audio, fine-tune on each labeled set (and
+from scratch as the baseline), build the n-gram and Transformer LMs, tune the decoder on dev,
+evaluate on the test sets (paper section 5.1, table 1), then write the report."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..data.manifest import read_manifest
+from .report import write_report
+from .stages import StageRunner
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Compute for each stage; the training stages stop at whichever limit comes first."""
+
+    preset: str
+    pretrain_updates: int
+    pretrain_minutes: float
+    pretrain_lr: float
+    pretrain_max_tokens: int
+    finetune_updates: int
+    finetune_minutes: float
+    finetune_lr: float
+    finetune_max_tokens: int
+    validate_every: int
+    lm_order: int
+    lm_steps: int
+    tune_trials: int
+    beam_size: int
+
+
+SCALES = {
+    # a few minutes: checks that every stage runs and the report is complete
+    "ci": Budget("tiny", 20, 2.0, 2e-3, 4 * 64000, 30, 1.0, 1e-3, 320_000, 15, 3, 30, 2, 20),
+    # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
+    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 4, 300, 8, 50),
+    # real speech on 2 CPU cores in about an hour
+    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 4, 1500, 12, 100),
+}
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_disjoint(train_manifests: list[Path], held_out: list[Path]) -> None:
+    """No dev or test audio in the unlabeled or labeled sets: same file or same content."""
+    def index(manifests: list[Path]) -> dict[str, str]:
+        out = {}
+        for m in manifests:
+            for e in read_manifest(m):
+                out[file_digest(e.path)] = f"{m}: {e.path}"
+        return out
+
+    train, held = index(train_manifests), index(held_out)
+    clash = sorted(set(train) & set(held))
+    if clash:
+        examples = "; ".join(f"{held[c]} = {train[c]}" for c in clash[:3])
+        raise ValueError(f"{len(clash)} dev/test recordings are also in the training audio: {examples}")
+
+
+def run_lowres(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = SCALES[args.scale]
+    start = time.time()
+    labeled = [Path(p) for p in args.labeled]
+    tests = [Path(p) for p in args.test]
+    check_disjoint([Path(args.unlabeled), *labeled], [Path(args.dev), *tests])
+    runner = StageRunner(out)
+    b = budget
+    pre = out / "pretrain"
+    runner.run("pretrain", ["pretrain", "--train", args.unlabeled, "--out", str(pre), "--preset", b.preset,
+                            "--max-updates", str(b.pretrain_updates), "--max-minutes", str(b.pretrain_minutes),
+                            "--lr", str(b.pretrain_lr), "--max-tokens", str(b.pretrain_max_tokens),
+                            "--validate-every", str(max(b.pretrain_updates // 10, 10)),
+                            "--save-every", str(max(b.pretrain_updates // 10, 10)), "--seed", str(args.seed)],
+               pre, resumable=True)
+    runs = [(lab, init, f"{lab.stem}-{init}") for lab in labeled for init in ("pretrained", "scratch")]
+    for lab, init, name in runs:
+        ft = out / "finetune" / name
+        runner.run(f"finetune {name}", [
+            "finetune", "--train", str(lab), "--valid", args.dev, "--out", str(ft), "--recipe", "10min",
+            "--init", str(pre / "best") if init == "pretrained" else "none", "--arch", b.preset,
+            "--max-updates", str(b.finetune_updates), "--max-minutes", str(b.finetune_minutes),
+            "--lr", str(b.finetune_lr), "--max-tokens", str(b.finetune_max_tokens),
+            "--validate-every", str(b.validate_every), "--save-every", str(b.validate_every),
+            "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
+    lm = out / "lm"
+    arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
+    runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),
+                             "--lexicon", str(lexicon)], lm / "ngram")
+    runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
+                                  "--steps", str(b.lm_steps)], tlm)
+    decoders = {"greedy": [], "ngram": ["--lm", str(arpa), "--lexicon", str(lexicon)],
+                "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)]}
+    for _, _, name in runs:
+        ft = out / "finetune" / name
+        model = str(ft / "best")
+        for dec in ("ngram", "transformer"):
+            trials = b.tune_trials if dec == "ngram" else max(2, b.tune_trials // 4)
+            runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
+                                              "--trials", str(trials), "--beam-size", str(b.beam_size),
+                                              *decoders[dec]], ft / f"tune-{dec}")
+        for test in tests:
+            for dec in decoders:
+                runner.run(f"evaluate {name} {test.stem} {dec}",
+                           ["evaluate", model, str(test), "--decoder", dec, "--out",
+                            str(ft / "eval" / f"{test.stem}-{dec}")], ft / "eval" / f"{test.stem}-{dec}")
+    first = out / "finetune" / f"{labeled[0].stem}-pretrained" / "eval" / f"{tests[0].stem}"
+    runner.run("error analysis", ["analyze", "errors", f"{first}-greedy/hyps.tsv", "--lm-hyps",
+                                  f"{first}-ngram/hyps.tsv", "--lm-text", args.lm_text, "--out-dir",
+                                  str(out / "errors")], out / "errors")
+    report = write_report(out, args, asdict(budget), runner.records, time.time() - start)
+    print(f"report: {report} and {report.with_suffix('.html')}")
+    return report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="end-to-end experiments")
+    esub = p.add_subparsers(dest="experiment", required=True)
+    q = esub.add_parser("lowres", help="pre-training -> fine-tuning on each labeled set (and from scratch) -> LMs "
+                                       "-> decoder tuning -> evaluation -> report (paper table 1)")
+    q.add_argument("--unlabeled", required=True, help="manifest of untranscribed audio")
+    q.add_argument("--labeled", nargs="+", required=True, help="manifests with transcripts, smallest first")
+    q.add_argument("--dev", required=True, help="dev manifest (early stopping, decoder tuning)")
+    q.add_argument("--test", nargs="+", required=True, help="test manifests")
+    q.add_argument("--lm-text", required=True, help="LM training text (.txt or .txt.gz), one sentence per line")
+    q.add_argument("--out", required=True)
+    q.add_argument("--scale", default="demo", choices=sorted(SCALES), help="compute budget of every stage")
+    q.add_argument("--seed", type=int, default=1)
+    q.set_defaults(func=run_lowres)

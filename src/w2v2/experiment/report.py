@@ -1,0 +1,179 @@
+"""The experiment report: Markdown and a self-contained HTML page (figures inlined)."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+from ..analysis.report import markdown_table
+from ..data.manifest import read_manifest
+from ..train.logs import plot_run
+
+LM_NAMES = {"greedy": "None", "ngram": "4-gram", "transformer": "Transformer"}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    import numpy
+    import torch
+
+    from .. import __version__
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    return (f"w2v2 {__version__} (git {commit}), Python {platform.python_version()}, torch {torch.__version__}, "
+            f"numpy {numpy.__version__}")
+
+
+def minutes_of(manifest: Path) -> float:
+    return sum(e.samples for e in read_manifest(manifest)) / 16000 / 60
+
+
+def stage_seconds(records: list[dict], name: str) -> float:
+    return sum(r["seconds"] for r in records if r["stage"] == name)
+
+
+def collect(out: Path, labeled: list[Path], tests: list[Path]) -> list[dict]:
+    rows = []
+    for lab in labeled:
+        for init in ("pretrained", "scratch"):
+            for dec in LM_NAMES:
+                row = {"labeled": lab.stem, "minutes": minutes_of(lab), "init": init, "decoder": dec}
+                for test in tests:
+                    m = out / "finetune" / f"{lab.stem}-{init}" / "eval" / f"{test.stem}-{dec}" / "metrics.json"
+                    row[test.stem] = json.loads(m.read_text())["wer"] * 100 if m.is_file() else None
+                rows.append(row)
+    return rows
+
+
+def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tests), figsize=(5 * len(tests), 3.6), squeeze=False)
+    for ax, test in zip(axes[0], tests):
+        for init, color in (("pretrained", "tab:blue"), ("scratch", "tab:red")):
+            for dec, style in (("greedy", "o-"), ("ngram", "s--"), ("transformer", "^:")):
+                pts = sorted((r["minutes"], r[test.stem]) for r in rows
+                             if r["init"] == init and r["decoder"] == dec and r[test.stem] is not None)
+                if pts:
+                    ax.plot(*zip(*pts), style, color=color, label=f"{init}, LM {LM_NAMES[dec]}")
+        ax.set_xscale("log")
+        ax.set_xlabel("labeled minutes")
+        ax.set_ylabel("WER %")
+        ax.set_title(test.stem)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: Path, args: argparse.Namespace, budget: dict, records: list[dict], wall: float) -> Path:
+    labeled, tests = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
+    rows = collect(out, labeled, tests)
+    plot_wer_vs_minutes(rows, tests, out / "wer_vs_minutes.png")
+    figures = {"wer_vs_minutes.png": "WER against labeled minutes"}
+    for run in [out / "pretrain"] + sorted((out / "finetune").glob("*")):
+        if (run / "log.jsonl").is_file():
+            png = plot_run(run)
+            figures[str(png.relative_to(out))] = f"training curves: {run.name}"
+    pre = stage_seconds(records, "pretrain")
+    table = []
+    for r in rows:
+        ft = stage_seconds(records, f"finetune {r['labeled']}-{r['init']}")
+        compute = (pre if r["init"] == "pretrained" else 0.0) + ft
+        table.append([f"{r['labeled']} ({r['minutes']:.1f} min)", "yes" if r["init"] == "pretrained" else "no",
+                      LM_NAMES[r["decoder"]]] + [f"{r[t.stem]:.1f}" if r[t.stem] is not None else "–" for t in tests]
+                     + [f"{compute / 60:.1f}"])
+    header = ["labeled data", "pre-trained", "LM"] + [f"{t.stem} WER" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
+    md = [f"# Low-resource experiment (paper table 1, at {budget['preset']} scale)\n",
+          f"Unlabeled: `{args.unlabeled}` ({minutes_of(Path(args.unlabeled)):.1f} min); dev: `{args.dev}`; "
+          f"LM text: `{args.lm_text}`.\n", "## WER (%)\n", markdown_table(header, table, "lll" + "r" * (len(tests) + 1)),
+          "\n![WER against labeled minutes](wer_vs_minutes.png)\n"]
+    errors = out / "errors" / "errors.md"
+    if errors.is_file():
+        summary = errors.read_text().split("\n## Most frequent", 1)[0]
+        md += ["## Error analysis (first labeled set, pre-trained, first test set)\n",
+               re.sub(r"^# .*\n", "", summary).replace("](errors.png)", "](errors/errors.png)"),
+               "Full tables: [errors/errors.md](errors/errors.md)\n"]
+        figures["errors/errors.png"] = "word errors"
+    md += ["## Training curves\n"] + [f"![{cap}]({png})\n" for png, cap in figures.items()
+                                      if png.endswith("curves.png")]
+    md += ["## Commands\n", "```"] + [f"{r['command']}    # {r['seconds'] / 60:.1f} min"
+                                      + (" (done earlier)" if r.get("skipped") else "") for r in records] + ["```\n"]
+    md += ["## Configuration\n", f"- scale `{args.scale}`: " + ", ".join(f"{k}={v}" for k, v in budget.items()),
+           f"- model configs: `{out / 'pretrain' / 'best' / 'config.json'}` and `finetune/*/best/config.json`",
+           f"- versions: {versions()}", f"- machine: {machine()}",
+           f"- wall time of this invocation: {wall / 60:.1f} min; all stages: "
+           f"{sum(r['seconds'] for r in records) / 60:.1f} min\n"]
+    report = out / "report.md"
+    report.write_text("\n".join(md))
+    (out / "report.html").write_text(to_html("\n".join(md), out))
+    return report
+
+
+def to_html(markdown: str, root: Path) -> str:
+    """A small Markdown subset (headings, tables, code blocks, images, paragraphs) to one HTML file."""
+    body, lines, i = [], markdown.splitlines(), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            body.append("<pre>" + html.escape("\n".join(lines[i + 1:j])) + "</pre>")
+            i = j + 1
+            continue
+        if line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            cells = [[c.strip() for c in row.strip("|").split("|")] for row in lines[i:j]]
+            head, rest = cells[0], [r for r in cells[2:]]
+            body.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rest)
+                        + "</table>")
+            i = j
+            continue
+        m = re.match(r"^(#+) (.*)", line)
+        img = re.match(r"^!\[(.*)\]\((.*)\)$", line.strip())
+        if m:
+            body.append(f"<h{len(m[1])}>{inline(m[2])}</h{len(m[1])}>")
+        elif img and (root / img[2]).is_file():
+            data = base64.b64encode((root / img[2]).read_bytes()).decode()
+            body.append(f'<p><img alt="{html.escape(img[1])}" src="data:image/png;base64,{data}"></p>')
+        elif line.strip():
+            body.append(f"<p>{inline(line)}</p>")
+        i += 1
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+             "pre{background:#f4f4f4;padding:8px;overflow-x:auto}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>w2v2 report</title><style>{style}</style>" \
+           f"</head><body>{''.join(body)}</body></html>\n"
+
+
+def inline(text: str) -> str:
+    text = html.escape(text)
+    text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
+    return re.sub(r"\[([^\]]*)\]\(([^)]*)\)", r'<a href="\2">\1</a>', text)
