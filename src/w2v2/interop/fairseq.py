@@ -129,6 +129,11 @@ def _sections(config: dict) -> tuple[dict, dict, dict]:
     return config, config, config
 
 
+def _model_name(config: dict) -> str | None:
+    model = _sections(config)[0]
+    return model.get("_name", model.get("arch"))
+
+
 def check_supported(model: dict, source: str) -> None:
     for key, want in _REQUIRED:
         if model.get(key, want) != want:
@@ -265,39 +270,51 @@ def default_vocab(size: int, source: str) -> dict[str, int]:
     return {s: i for i, s in enumerate(list(SYMBOLS_RENAMED) + LIBRISPEECH_LETTERS)}
 
 
-def import_fairseq(path: str | Path, dict_path: str | Path | None = None
-                   ) -> tuple[W2V2Config, dict[str, torch.Tensor], dict[str, int] | None]:
-    """Read a fairseq checkpoint -> (config, w2v2 state dict, vocab with the blank at 0 or None)."""
-    source = str(path)
-    ckpt = load_checkpoint(path)
+def checkpoint_config(ckpt: Any, source: str) -> dict:
+    """The configuration of a fairseq checkpoint as plain data (``cfg``, or the legacy ``args``)."""
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise ValueError(f"{source}: no 'model' state dict: not a fairseq checkpoint")
     config = plain(ckpt.get("cfg") or ckpt.get("args"))
     if not isinstance(config, dict):
         raise ValueError(f"{source}: neither 'cfg' nor 'args': not a fairseq checkpoint")
-    model_cfg = _sections(config)[0]
-    name = model_cfg.get("_name", model_cfg.get("arch"))
-    sd = {k: v for k, v in ckpt["model"].items() if isinstance(v, torch.Tensor)}
-    finetuned = any(k.startswith("w2v_encoder.") for k in sd)
-    if name not in (None, "wav2vec2", "wav2vec_ctc") or any(k.startswith("decoder.") for k in sd):
+    name = _model_name(config)
+    if name not in (None, "wav2vec2", "wav2vec_ctc") or any(k.startswith("decoder.") for k in ckpt["model"]):
         raise ValueError(f"{source}: fairseq model {name!r} is not wav2vec 2.0 (pre-trained or CTC)")
-    if finetuned:
-        inner = model_cfg.get("w2v_args")
-        if not isinstance(inner, dict):
-            raise ValueError(f"{source}: fine-tuned checkpoint without w2v_args (the pre-training config)")
-        cfg = config_from_fairseq(resolve_interpolations(inner, inner), resolve_interpolations(config, config),
-                                  source)
-        head = {k[len(HEAD):]: v for k, v in sd.items() if k.startswith(HEAD)}
-        stray = [k for k in sd if not k.startswith((FINETUNED, HEAD))]
-        if stray or not head:
-            raise ValueError(f"{source}: not a CTC checkpoint ({'no w2v_encoder.proj' if not head else stray[:3]})")
-        sd = state_from_fairseq({k[len(FINETUNED):]: v for k, v in sd.items() if k.startswith(FINETUNED)}, source)
-        sd["lm_head.weight"], sd["lm_head.bias"] = head["weight"], head["bias"].clone()
-        blank_weight = float(model_cfg.get("blank_weight", 0.0) or 0.0)
-        if blank_weight and model_cfg.get("blank_mode", "add") != "add":
-            raise ValueError(f"{source}: blank_mode={model_cfg['blank_mode']!r} is not supported")
-        sd["lm_head.bias"][0] += blank_weight  # fairseq adds it to the blank logit
-        cfg.vocab_size = head["weight"].shape[0]
+    return config
+
+
+def finetuned_state(config: dict, sd: dict[str, torch.Tensor], source: str
+                    ) -> tuple[W2V2Config, dict[str, torch.Tensor]]:
+    """Config and w2v2 state of a ``Wav2VecCtc`` checkpoint: the encoder under ``w2v_encoder.w2v_model.``
+    (configured by ``w2v_args``), the head ``w2v_encoder.proj`` as ``lm_head``."""
+    model_cfg = _sections(config)[0]
+    inner = model_cfg.get("w2v_args")
+    if not isinstance(inner, dict):
+        raise ValueError(f"{source}: fine-tuned checkpoint without w2v_args (the pre-training config)")
+    cfg = config_from_fairseq(resolve_interpolations(inner, inner), resolve_interpolations(config, config), source)
+    head = {k[len(HEAD):]: v for k, v in sd.items() if k.startswith(HEAD)}
+    stray = [k for k in sd if not k.startswith((FINETUNED, HEAD))]
+    if stray or not head:
+        raise ValueError(f"{source}: not a CTC checkpoint ({'no w2v_encoder.proj' if not head else stray[:3]})")
+    out = state_from_fairseq({k[len(FINETUNED):]: v for k, v in sd.items() if k.startswith(FINETUNED)}, source)
+    blank_weight = float(model_cfg.get("blank_weight") or 0.0)
+    if blank_weight and model_cfg.get("blank_mode", "add") != "add":
+        raise ValueError(f"{source}: blank_mode={model_cfg['blank_mode']!r} is not supported")
+    out["lm_head.weight"], out["lm_head.bias"] = head["weight"], head["bias"].clone()
+    out["lm_head.bias"][0] += blank_weight  # fairseq adds it to the blank logit at inference
+    cfg.vocab_size = head["weight"].shape[0]
+    return cfg, out
+
+
+def import_fairseq(path: str | Path, dict_path: str | Path | None = None
+                   ) -> tuple[W2V2Config, dict[str, torch.Tensor], dict[str, int] | None]:
+    """Read a fairseq checkpoint -> (config, w2v2 state dict, vocab with the blank at 0 or None)."""
+    source = str(path)
+    ckpt = load_checkpoint(path)
+    config = checkpoint_config(ckpt, source)
+    sd = {k: v for k, v in ckpt["model"].items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith("w2v_encoder.") for k in sd):
+        cfg, sd = finetuned_state(config, sd, source)
         vocab = read_dictionary(dict_path, cfg.vocab_size) if dict_path else default_vocab(cfg.vocab_size, source)
     else:
         cfg = config_from_fairseq(resolve_interpolations(config, config), None, source)
@@ -306,5 +323,6 @@ def import_fairseq(path: str | Path, dict_path: str | Path | None = None
     if proj + "weight" not in sd:  # fairseq has no post_extract_proj when the widths agree
         d = cfg.encoder_embed_dim
         sd[proj + "weight"], sd[proj + "bias"] = torch.eye(d), torch.zeros(d)
-    cfg.extra["fairseq"] = {"file": Path(path).name, "model": name, "config": "cfg" if ckpt.get("cfg") else "args"}
+    cfg.extra["fairseq"] = {"file": Path(path).name, "model": _model_name(config),
+                            "config": "cfg" if ckpt.get("cfg") else "args"}
     return cfg, sd, vocab
