@@ -1,0 +1,110 @@
+"""Model facts from the paper and the objective's terms against hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from train_utils import micro_config
+from w2v2.model import build_pretraining_model, preset
+from w2v2.model.losses import contrastive_logits, diversity_loss
+from w2v2.model.masking import compute_mask_indices
+from w2v2.model.quantizer import perplexity
+
+
+@pytest.mark.parametrize("name,millions", [("base", 95.0), ("large", 317.0), ("large_lv60", 317.0),
+                                           ("xlsr_300m", 317.0)])
+def test_parameter_counts_match_the_paper(name, millions):
+    """BASE 95M, LARGE 317M (paper section 4.2; the fairseq checkpoints have 95.0M / 317.4M)."""
+    with torch.device("meta"):
+        model = build_pretraining_model(preset(name))
+    n = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(n - millions) / millions < 0.01, n
+
+
+def test_frame_rate_and_receptive_field():
+    cfg = preset("base")
+    assert cfg.frame_stride == 320 and cfg.receptive_field == 400  # 20 ms stride, 25 ms field (section 2)
+
+
+def run(model, x, seed=0):
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    return model(x, rng=rng)
+
+
+def test_loss_terms_against_hand_computation():
+    torch.manual_seed(0)
+    cfg = micro_config(encoder_layerdrop=0.0)
+    model = build_pretraining_model(cfg).eval()
+    x = torch.randn(2, 16000)
+    out = run(model, x)
+    f = model.wav2vec2.features(x)
+    # feature penalty: mean squared feature-encoder output (fairseq features_pen)
+    z, _ = model.wav2vec2.feature_extractor(x)
+    assert out.penalty.item() == pytest.approx(z.pow(2).mean().item(), rel=1e-6)
+    # diversity, paper eq. 4 (entropy form) and fairseq's perplexity form, from the softmax by hand
+    mask = compute_mask_indices([f.normed.shape[1]] * 2, f.normed.shape[1], cfg.mask_prob, cfg.mask_length,
+                                cfg.mask_min_masks, np.random.default_rng(0))
+    logits = model.quantizer.weight_proj(f.normed[torch.from_numpy(mask)]).view(-1, cfg.latent_groups, cfg.latent_vars)
+    p = torch.softmax(logits, -1).mean(0)  # p_bar_g: (G, V)
+    gv = cfg.latent_groups * cfg.latent_vars
+    entropy = -(p * torch.log(p)).sum(-1)  # H(p_bar_g)
+    assert diversity_loss(p, perplexity(p), "entropy").item() == pytest.approx((-entropy).sum().item() / gv, rel=1e-4)
+    assert out.diversity.item() == pytest.approx((gv - torch.exp(entropy).sum().item()) / gv, rel=1e-4)
+    # the total is fairseq's weighted sum, per masked step
+    n = out.sample_size
+    total = out.contrastive / n + cfg.diversity_weight * out.diversity + cfg.feature_pen_weight * out.penalty
+    assert out.loss.item() == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_contrastive_logits_by_hand():
+    c = torch.tensor([[[1.0, 0.0]]])
+    q = torch.tensor([[[1.0, 1.0]]])
+    negs = torch.tensor([[[[0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]]])  # the 2nd distractor equals the target
+    logits = contrastive_logits(c, q, negs, 0.1)
+    expected = torch.tensor([1 / math.sqrt(2), 0.0, float("-inf"), -1.0]) / 0.1
+    assert torch.allclose(logits[0, 0], expected)
+
+
+def test_gradients_reach_the_codebook_and_feature_encoder_scale_applies():
+    x = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    no_dropout = dict(encoder_layerdrop=0.0, dropout=0.0, dropout_input=0.0, dropout_features=0.0,
+                      attention_dropout=0.0)
+    torch.manual_seed(0)
+    full = build_pretraining_model(micro_config(feature_grad_mult=1.0, **no_dropout))
+    scaled = build_pretraining_model(micro_config(feature_grad_mult=0.1, **no_dropout))
+    scaled.load_state_dict(full.state_dict())
+    for model in (full, scaled):
+        run(model, x).loss.backward()
+        cb = model.quantizer.codevectors.grad
+        assert cb is not None and cb.abs().sum() > 0  # targets are not detached: the codebook learns
+    conv = lambda m: m.wav2vec2.feature_extractor.conv_layers[0].conv.weight.grad  # noqa: E731
+    assert torch.allclose(scaled.final_proj.weight.grad, full.final_proj.weight.grad, atol=1e-7)
+    assert torch.allclose(conv(scaled), 0.1 * conv(full), rtol=1e-4, atol=1e-9)
+
+
+def test_eval_mode_is_deterministic_and_train_mode_samples():
+    torch.manual_seed(0)
+    model = build_pretraining_model(micro_config(encoder_layerdrop=0.0))
+    x = torch.randn(2, 16000)
+    model.eval()
+    a, b = run(model, x, 0), run(model, x, 0)
+    assert torch.equal(a.logits, b.logits)
+    model.train()
+    model.set_num_updates(0)
+    assert model.quantizer.temperature == pytest.approx(2.0)
+    model.set_num_updates(10_000_000)
+    assert model.quantizer.temperature == pytest.approx(0.5)  # tau_min (section 4.2)
+
+
+def test_negatives_come_from_other_masked_steps_only():
+    from w2v2.model.masking import sample_negatives
+
+    idx = sample_negatives(3, 40, 100, generator=torch.Generator().manual_seed(0))
+    own = torch.arange(40).view(1, 40, 1)
+    assert idx.shape == (3, 40, 100)
+    assert not (idx == own).any() and idx.min() >= 0 and idx.max() < 40
+    counts = torch.bincount(idx[:, 5].flatten(), minlength=40).float()
+    assert counts[5] == 0 and counts[counts > 0].numel() == 39  # uniform over the 39 others
