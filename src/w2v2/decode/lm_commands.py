@@ -1,10 +1,101 @@
-"""``w2v2 lm build`` (modified Kneser-Ney n-gram in ARPA + lexicon) and ``w2v2 lm train``
-(word-level Transformer LM)."""
+"""``w2v2 lm build`` (modified Kneser-Ney n-gram in ARPA + the decoder's lexicon) and
+``w2v2 lm train`` (word-level Transformer LM)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
+
+from .ngram import SPECIALS, build_arpa, read_sentences
+
+
+def arpa_words(path: Path) -> list[str]:
+    """The unigrams of an ARPA file, special tokens left out."""
+    words, inside = [], False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("\\"):
+                if inside:
+                    break
+                inside = line.strip() == "\\1-grams:"
+            elif inside and line.strip():
+                word = line.split()[1]
+                if word not in SPECIALS:
+                    words.append(word)
+    return words
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from .lexicon import build_lexicon
+
+    start = time.time()
+    backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend)
+    print(f"{args.order}-gram modified Kneser-Ney ({backend}) -> {args.out} in {time.time() - start:.1f} s")
+    if args.lexicon:
+        units = set(args.units) if args.units else None
+        n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units)
+        print(f"lexicon: {n} words -> {args.lexicon}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .lm_train import TrainOptions, build_vocab, split_heldout, train_and_save
+    from .transformer_lm import TransformerLM, TransformerLMConfig
+
+    sentences = list(read_sentences(args.text))
+    train_sentences, heldout = split_heldout(sentences, args.valid_fraction, args.seed)
+    extra = {"valid": [s for s in read_sentences(args.valid) if s]} if args.valid else None
+    vocab = build_vocab(train_sentences, args.vocab_size)
+    cfg = TransformerLMConfig(vocab_size=len(vocab), dim=args.dim, layers=args.layers, heads=args.heads,
+                              ffn_dim=args.ffn_dim or 4 * args.dim, context=args.context, dropout=args.dropout)
+    opts = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                        bf16=args.bf16, seed=args.seed)
+    model = TransformerLM(cfg, vocab)
+    metrics = train_and_save(model, train_sentences, heldout, opts, Path(args.out), extra)
+    print(json.dumps(metrics, indent=2))
+    for name in ("heldout", "valid"):
+        if name in metrics:
+            m = metrics[name]
+            print(f"{name}: perplexity {m['perplexity']:.1f} over {m['tokens']} tokens (OOV rate {m['oov_rate']:.2%})")
+    print(f"saved {args.out} ({metrics['parameters'] / 1e6:.1f}M parameters, {metrics['train_seconds']:.0f} s)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    raise NotImplementedError
+    lm = sub.add_parser("lm", help="language models for decoding (n-gram, Transformer)")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+
+    b = lm_sub.add_parser("build", help="modified Kneser-Ney word n-gram (ARPA) and lexicon",
+                          description="Estimate an interpolated modified Kneser-Ney n-gram in ARPA format with "
+                          "KenLM's lmplz when installed, else the built-in estimator (same model).")
+    b.add_argument("--text", required=True, help="one sentence per line (.gz allowed), normalised like the transcripts")
+    b.add_argument("--order", type=int, default=4)
+    b.add_argument("--out", required=True, help="ARPA file to write")
+    b.add_argument("--prune", type=int, nargs="+", metavar="T",
+                   help="lmplz pruning: drop n-grams of order i with count <= T_i (e.g. 0 0 1)")
+    b.add_argument("--vocab-limit", type=int, help="keep only n-grams of the N most frequent words")
+    b.add_argument("--lexicon", help="also write the lexicon of the LM's words (WORD<TAB>W O R D |)")
+    b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"): "
+                   "lexicon words with other characters are left out")
+    b.add_argument("--backend", choices=("auto", "lmplz", "python"), default="auto")
+    b.set_defaults(func=cmd_build)
+
+    t = lm_sub.add_parser("train", help="word-level Transformer LM")
+    t.add_argument("--text", required=True, help="one sentence per line (.gz allowed)")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--valid", help="another held-out text to report perplexity on")
+    t.add_argument("--valid-fraction", type=float, default=0.01, help="share of sentences held out")
+    t.add_argument("--vocab-size", type=int, default=20000, help="most frequent words kept (others <unk>)")
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--dim", type=int, default=256)
+    t.add_argument("--heads", type=int, default=4)
+    t.add_argument("--ffn-dim", type=int, help="default 4 x dim")
+    t.add_argument("--context", type=int, default=48, help="input tokens seen by the model")
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=int, default=100)
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
