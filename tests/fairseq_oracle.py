@@ -4,6 +4,7 @@ needs the optional ``fairseq`` extra)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-fairseq = pytest.importorskip("fairseq")
-from fairseq.logging.meters import AverageMeter  # noqa: E402
-from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model  # noqa: E402
-from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+_root = logging.getLogger()
+_level, _handlers = _root.level, list(_root.handlers)
+try:  # importing fairseq configures the root logger (DEBUG, to stderr): undo it for the other tests
+    fairseq = pytest.importorskip("fairseq")
+    from fairseq.logging.meters import AverageMeter
+    from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+    from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder
+    from omegaconf import OmegaConf
+finally:
+    _root.setLevel(_level)
+    _root.handlers[:] = _handlers
 
 LOG_KEYS = ["prob_perplexity", "code_perplexity", "temp"]
 
@@ -119,14 +126,16 @@ def legacy_args(cfg: dict) -> argparse.Namespace:
     return argparse.Namespace(**flat)
 
 
-def import_without_fairseq(src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """``w2v2 import --from fairseq`` in a fresh interpreter where fairseq, omegaconf and hydra
-    cannot be imported."""
+def import_without_fairseq(jobs: list[tuple[Path, Path, list[str]]]) -> subprocess.CompletedProcess:
+    """``w2v2 import --from fairseq SRC OUT [EXTRA]`` for each job, in one fresh interpreter where
+    fairseq, omegaconf and hydra cannot be imported."""
     code = ("import sys\n"
             "for m in ('fairseq', 'omegaconf', 'hydra'): sys.modules[m] = None\n"
             "from w2v2.cli import main\n"
-            f"sys.exit(main(['import', '--from', 'fairseq', {str(src)!r}, {str(out)!r}, *{list(extra)!r}]))\n")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            f"for src, out, extra in {[(str(s), str(o), e) for s, o, e in jobs]!r}:\n"
+            "    if main(['import', '--from', 'fairseq', src, out, *extra]) != 0:\n"
+            "        sys.exit(1)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
 def padded_batch(lengths=(8000, 6400, 5000), seed: int = 1):

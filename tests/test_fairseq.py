@@ -25,14 +25,34 @@ def imported(path, **kw):
     return model.eval(), cfg, vocab
 
 
-@pytest.mark.parametrize("layout,style,legacy_zip", [("group", "dictconfig", True), ("layer", "container", False),
-                                                     ("layer", "args", False)])
-def test_encoder_output_matches_fairseq(tmp_path, layout, style, legacy_zip):
-    ref = build_pretraining(layout)
-    src = save_checkpoint(tmp_path / "ckpt.pt", ref.state_dict(), pretraining_cfg(layout), style, legacy_zip)
-    run = import_without_fairseq(src, tmp_path / "w2v2")
+ENCODERS = [("group", "dictconfig", True), ("layer", "container", False), ("layer", "args", False)]
+LETTERS = ["|", "A", "B", "C", "'", "D"]
+
+
+@pytest.fixture(scope="module")
+def imported_dirs(tmp_path_factory):
+    """fairseq models, their checkpoints imported by ``w2v2 import`` in one process without fairseq:
+    {name: (fairseq model, w2v2 model directory)}."""
+    tmp = tmp_path_factory.mktemp("fairseq")
+    refs, jobs = {}, []
+    for layout, style, legacy_zip in ENCODERS:
+        name = f"{layout}-{style}"
+        refs[name] = build_pretraining(layout)
+        jobs.append((save_checkpoint(tmp / f"{name}.pt", refs[name].state_dict(), pretraining_cfg(layout), style,
+                                     legacy_zip), tmp / name, []))
+    refs["ctc"], cfg_ft = build_ctc("layer", vocab_size=4 + len(LETTERS))
+    (tmp / "dict.ltr.txt").write_text("".join(f"{s} {100 - i}\n" for i, s in enumerate(LETTERS)))
+    jobs.append((save_checkpoint(tmp / "ft.pt", refs["ctc"].state_dict(), cfg_ft, "dictconfig"), tmp / "ctc",
+                 ["--dict", str(tmp / "dict.ltr.txt")]))
+    run = import_without_fairseq(jobs)
     assert run.returncode == 0, run.stderr
-    model, cfg, _ = load_model_dir(tmp_path / "w2v2")
+    return {name: (refs[name], tmp / name) for name in refs}
+
+
+@pytest.mark.parametrize("layout,style,legacy_zip", ENCODERS)
+def test_encoder_output_matches_fairseq(imported_dirs, layout, style, legacy_zip):
+    ref, model_dir = imported_dirs[f"{layout}-{style}"]
+    model, cfg, _ = load_model_dir(model_dir)
     assert type(model).__name__ == "Wav2Vec2ForPreTraining" and cfg.origin == "fairseq"
     assert cfg.normalize == (layout == "layer")
     assert (cfg.diversity_weight, cfg.feature_pen_weight) == ((0.1, 0.0) if layout == "layer" else (0.1, 10.0))
@@ -46,16 +66,11 @@ def test_encoder_output_matches_fairseq(tmp_path, layout, style, legacy_zip):
     assert (ours.last_hidden_state[valid] - theirs[valid]).abs().max() <= TOL
 
 
-def test_finetuned_ctc_logits_and_dictionary(tmp_path):
-    letters = ["|", "A", "B", "C", "'", "D"]
-    ref, cfg_ft = build_ctc("layer", vocab_size=4 + len(letters))
-    src = save_checkpoint(tmp_path / "ft.pt", ref.state_dict(), cfg_ft, "dictconfig")
-    (tmp_path / "dict.ltr.txt").write_text("".join(f"{s} {100 - i}\n" for i, s in enumerate(letters)))
-    run = import_without_fairseq(src, tmp_path / "w2v2", "--dict", str(tmp_path / "dict.ltr.txt"))
-    assert run.returncode == 0, run.stderr
-    model, cfg, vocab = load_model_dir(tmp_path / "w2v2")
+def test_finetuned_ctc_logits_and_dictionary(imported_dirs):
+    ref, model_dir = imported_dirs["ctc"]
+    model, cfg, vocab = load_model_dir(model_dir)
     # fairseq's blank is <s> at index 0; w2v2 (like transformers) calls index 0 "<pad>"; no row moves
-    assert vocab == {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + letters)}
+    assert vocab == {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + LETTERS)}
     assert cfg.vocab_size == 10 and cfg.normalize  # normalize: ${task.normalize} resolved
     assert (cfg.mask_prob, cfg.mask_channel_prob, cfg.mask_channel_length) == (0.5, 0.25, 8)
     assert (cfg.encoder_layerdrop, cfg.final_dropout, cfg.feature_grad_mult) == (0.1, 0.05, 0.0)
