@@ -147,7 +147,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     refs = [" ".join(e.text.split()) for e in entries]
     best, trials = random_search(search_model(settings, vocab), base, emissions, refs, args.trials, args.seed)
     model_dir = Path(args.model_dir)
-    write_trials(trials, model_dir / f"decoder_tuning_{args.decoder}.tsv", model_dir / f"decoder_tuning_{args.decoder}.png")
+    stem = model_dir / f"decoder_tuning_{args.decoder}"
+    write_trials(trials, stem.with_suffix(".tsv"), stem.with_suffix(".png"))
     tuning = {"dev": str(Path(args.dev).resolve()), "trials": args.trials, "seed": args.seed,
               "dev_wer": min(t.wer for t in trials), "dev_wer_default": trials[0].wer}
     path = write_decoder_json(model_dir, args.decoder, {"lm": settings["lm"], "lexicon": settings["lexicon"],
