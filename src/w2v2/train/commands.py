@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import finetune, pretrain
+from . import estimate, finetune, pretrain
 from .logs import plot_run
 
 
@@ -17,6 +17,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     pretrain.register(sub)
     finetune.register(sub)
+    estimate.register(sub)
     p = sub.add_parser("plot", help="training curves of a run directory to PNG")
     p.add_argument("run_dir")
     p.add_argument("--out", help="PNG path (default RUN_DIR/curves.png)")
