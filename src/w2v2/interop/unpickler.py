@@ -13,6 +13,10 @@ A fairseq ``.pt`` file is a ``torch.save`` archive whose pickle holds, besides t
 Every other global (``os.system``, ``builtins.eval``, ...) makes loading fail: nothing named in the
 file is imported or called except the allowlisted functions above. :func:`plain` turns the loaded
 tree into dicts, lists, strings, numbers and tensors.
+
+(``torch.load(weights_only=True)`` with ``safe_globals`` would need every class name in advance, not
+"any class of omegaconf", and cannot list the globals of a legacy-format file; hence the
+``pickle_module``, which torch accepts only with ``weights_only=False``: the restriction is here.)
 """
 
 from __future__ import annotations
