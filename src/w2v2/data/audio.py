@@ -109,16 +109,15 @@ def _read_mono(f: sf.SoundFile, path: Path, start: int, frames: int) -> Iterator
         try:
             block = f.read(min(step, want - done), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioError(path, f"corrupt or truncated audio in the block from {(start + done) / f.samplerate:.2f} s "
-                                   f"({e})") from e
+            at = (start + done) / f.samplerate
+            raise AudioError(path, f"corrupt or truncated audio in the block from {at:.2f} s ({e})") from e
         if len(block) == 0:
             break
         mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
         bad = ~np.isfinite(mono)
         if bad.any():
             first = start + done + int(np.argmax(bad))
-            raise AudioError(path, f"NaN or infinite samples ({int(bad.sum())} in this block, first at "
-                                   f"{first / f.samplerate:.3f} s)")
+            raise AudioError(path, f"NaN or infinite samples (the first at {first / f.samplerate:.3f} s)")
         done += len(mono)
         yield mono
     if done < want:

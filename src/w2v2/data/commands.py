@@ -71,7 +71,8 @@ def cmd_manifest(args: argparse.Namespace) -> None:
         raise ManifestError("no usable audio found")
     write_manifest(args.out, good, with_text=args.with_text)
     hours = sum(e.samples for e in good) / 16000 / 3600
-    print(f"wrote {args.out}: {len(good)} entries, {hours:.3f} h" + (f"; skipped {len(problems)} bad" if problems else ""))
+    skipped = f"; skipped {len(problems)} bad" if problems else ""
+    print(f"wrote {args.out}: {len(good)} entries, {hours:.3f} h{skipped}")
     formats = Counter(f"{i.samplerate} Hz, {i.channels} ch, {i.subtype}" for i in (audio_info(e.path) for e in good))
     print("sources (resampled to 16 kHz mono where needed): "
           + "; ".join(f"{n} x {fmt}" for fmt, n in formats.most_common()))
