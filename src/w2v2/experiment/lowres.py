@@ -7,42 +7,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from ..data.manifest import read_manifest
+from .budget import SCALES
 from .report import write_report
 from .stages import StageRunner
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Compute for each stage; the training stages stop at whichever limit comes first."""
-
-    preset: str
-    pretrain_updates: int
-    pretrain_minutes: float
-    pretrain_lr: float
-    pretrain_max_tokens: int
-    finetune_updates: int
-    finetune_minutes: float
-    finetune_lr: float
-    finetune_max_tokens: int
-    validate_every: int
-    lm_order: int
-    lm_steps: int
-    tune_trials: int
-    beam_size: int
-
-
-SCALES = {
-    # a few minutes: checks that every stage runs and the report is complete
-    "ci": Budget("tiny", 20, 2.0, 2e-3, 4 * 64000, 30, 1.0, 1e-3, 320_000, 15, 3, 30, 2, 20),
-    # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
-    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 4, 300, 8, 50),
-    # real speech on 2 CPU cores in about an hour
-    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 4, 1500, 12, 100),
-}
 
 
 def file_digest(path: Path) -> str:
@@ -126,9 +97,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
     return report
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="end-to-end experiments")
-    esub = p.add_subparsers(dest="experiment", required=True)
+def add_parser(esub: argparse._SubParsersAction) -> None:
     q = esub.add_parser("lowres", help="pre-training -> fine-tuning on each labeled set (and from scratch) -> LMs "
                                        "-> decoder tuning -> evaluation -> report (paper table 1)")
     q.add_argument("--unlabeled", required=True, help="manifest of untranscribed audio")

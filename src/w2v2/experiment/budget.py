@@ -1,0 +1,35 @@
+"""Compute budgets of the experiments' stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Compute for each stage; the training stages stop at whichever limit comes first."""
+
+    preset: str
+    pretrain_updates: int
+    pretrain_minutes: float
+    pretrain_lr: float
+    pretrain_max_tokens: int
+    finetune_updates: int
+    finetune_minutes: float
+    finetune_lr: float
+    finetune_max_tokens: int
+    validate_every: int
+    lm_order: int
+    lm_steps: int
+    tune_trials: int
+    beam_size: int
+
+
+SCALES = {
+    # a few minutes: checks that every stage runs and the report is complete
+    "ci": Budget("tiny", 20, 2.0, 2e-3, 4 * 64000, 30, 1.0, 1e-3, 320_000, 15, 3, 30, 2, 20),
+    # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
+    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 4, 300, 8, 50),
+    # real speech on 2 CPU cores in about an hour
+    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 4, 1500, 12, 100),
+}
