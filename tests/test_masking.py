@@ -10,7 +10,10 @@ compute_mask_indices (fairseq's semantics) draws instead a fixed number of start
 int(mask_prob * L / M + U[0,1)), without replacement among the first L - M steps. For L = 1000 that
 is 65 starts among 990 positions; the exact expectation of that scheme (hypergeometric, computed
 below) is 0.4902 masked and a mean run of 14.70: 0.1 points and 0.04 steps from the paper.
-The draws are single utterances (B = 1), so ``same_count`` plays no part.
+The draws are single utterances (B = 1), so ``same_count`` plays no part. In a batch it does:
+every row is cut down to the smallest row's count by dropping random masked steps (as fairseq's
+2020 code did), which fragments the spans even for equal lengths; for B = 8 crops of 780 frames
+about 46% of the steps stay masked in runs of 8 steps on average (B = 2: 48%, 11 steps).
 """
 
 from math import exp, lgamma
