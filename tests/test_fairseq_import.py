@@ -142,7 +142,8 @@ def test_config_mapping_defaults_overrides_and_refusals():
           "task": {"normalize": True}}
     cfg = config_from_fairseq(lv60, ft)
     assert (cfg.mask_prob, cfg.encoder_layerdrop, cfg.dropout, cfg.feature_grad_mult) == (0.0, 0.2, 0.05, 0.0)
-    for key, value in (("layer_type", "conformer"), ("pos_conv_depth", 5), ("activation_fn", "relu")):
+    for key, value in (("layer_type", "conformer"), ("pos_conv_depth", 5), ("activation_fn", "relu"),
+                       ("quantize_input", True)):
         with pytest.raises(ValueError, match=f"m.pt: fairseq {key}="):
             config_from_fairseq({"model": {key: value}, "task": {}}, source="m.pt")
     with pytest.warns(UserWarning, match="negatives_from_everywhere=True"):

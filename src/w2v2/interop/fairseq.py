@@ -33,14 +33,14 @@ _DEFAULTS: dict[str, Any] = {
     "encoder_attention_heads": 12, "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16,
     "dropout": 0.1, "attention_dropout": 0.1, "activation_dropout": 0.0, "dropout_input": 0.0,
     "dropout_features": 0.0, "encoder_layerdrop": 0.0, "latent_vars": 320, "latent_groups": 2, "latent_dim": 0,
-    "final_dim": 0, "latent_temp": (2.0, 0.5, 0.999995), "quantize_targets": False, "quantize_input": False,
+    "final_dim": 0, "latent_temp": (2.0, 0.5, 0.999995), "quantize_targets": False,
     "mask_prob": 0.65, "mask_length": 10, "mask_channel_prob": 0.0, "mask_channel_length": 10,
     "num_negatives": 100, "logit_temp": 0.1, "feature_grad_mult": 1.0,
 }
 # (field, value fairseq must have for w2v2 to compute the same function)
 _REQUIRED = [("layer_type", "transformer"), ("activation_fn", "gelu"), ("pos_conv_depth", 1),
              ("conv_pos_batch_norm", False), ("target_glu", False), ("quantizer_depth", 1),
-             ("crop_seq_to_multiple", 1)]
+             ("crop_seq_to_multiple", 1), ("quantize_input", False)]
 # training-only options w2v2 does not implement: warned about, then ignored
 _TRAINING_ONLY = [("mask_selection", "static"), ("mask_channel_selection", "static"), ("no_mask_overlap", False),
                   ("no_mask_channel_overlap", False), ("mask_channel_before", False),
@@ -63,8 +63,8 @@ _RENAMES = [  # (fairseq regex, w2v2 template) for keys of the pre-training mode
     (r"encoder\.layers\.(\d+)\.final_layer_norm\.(.+)", PREFIX + r"encoder.layers.\1.final_layer_norm.\2"),
     (r"encoder\.layer_norm\.(.+)", PREFIX + r"encoder.layer_norm.\1"),
     (r"mask_emb", PREFIX + "mask_emb"),
-    (r"((?:input_)?quantizer)\.vars", r"\1.codevectors"),
-    (r"((?:input_)?quantizer\.weight_proj|project_q|project_inp|final_proj)\.(weight|bias)", r"\1.\2"),
+    (r"quantizer\.vars", "quantizer.codevectors"),
+    (r"(quantizer\.weight_proj|project_q|final_proj)\.(weight|bias)", r"\1.\2"),
 ]
 _QKV = r"encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
@@ -138,9 +138,6 @@ def check_supported(model: dict, source: str) -> None:
     for key, want in _REQUIRED:
         if model.get(key, want) != want:
             raise ValueError(f"{source}: fairseq {key}={model[key]!r} is not implemented by w2v2 (needs {want!r})")
-    if model.get("quantize_input") and model.get("same_quantizer"):
-        raise ValueError(f"{source}: fairseq same_quantizer=True (one quantizer for inputs and targets) "
-                         "is not implemented by w2v2")
     ignored = [f"{k}={model[k]!r}" for k, default in _TRAINING_ONLY if model.get(k, default) != default]
     if ignored:
         warnings.warn(f"{source}: fairseq training options not implemented by w2v2, ignored: {', '.join(ignored)}",
@@ -191,7 +188,7 @@ def config_from_fairseq(pretrain: dict, finetune: dict | None = None, source: st
         latent_vars=int(get("latent_vars")), latent_groups=int(get("latent_groups")),
         latent_dim=int(get("latent_dim")), final_dim=int(get("final_dim")) or int(get("encoder_embed_dim")),
         latent_temp=tuple(float(t) for t in _literal(get("latent_temp"))),
-        quantize_input=bool(get("quantize_input")), quantize_targets=bool(get("quantize_targets")),
+        quantize_targets=bool(get("quantize_targets")),
         mask_prob=float(get("mask_prob")), mask_length=int(get("mask_length")),
         mask_channel_prob=float(get("mask_channel_prob")), mask_channel_length=int(get("mask_channel_length")),
         num_negatives=int(get("num_negatives")), logit_temp=float(get("logit_temp")),
