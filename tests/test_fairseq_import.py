@@ -138,6 +138,8 @@ def test_config_mapping_defaults_overrides_and_refusals():
     assert (cfg.diversity_weight, cfg.feature_pen_weight) == (0.1, 0.0)  # no criterion: the released LV60 weights
     flat = {"arch": "wav2vec2", "criterion": "wav2vec", "loss_weights": "[0.5]", "normalize": False}
     assert config_from_fairseq(flat).feature_pen_weight == 0.5  # one weight applies to every extra loss
+    flat["loss_weights"] = None
+    assert (config_from_fairseq(flat).diversity_weight, config_from_fairseq(flat).feature_pen_weight) == (0, 0)
     ft = {"model": {"apply_mask": False, "mask_prob": 0.7, "layerdrop": 0.2, "dropout": 0.05},
           "task": {"normalize": True}}
     cfg = config_from_fairseq(lv60, ft)

@@ -145,23 +145,22 @@ def check_supported(model: dict, source: str) -> None:
 
 
 def loss_weights(criterion: dict, extractor_mode: str) -> tuple[float, float]:
-    """(diversity, feature penalty) weights of fairseq's Wav2vecCriterion; without a criterion in the
-    checkpoint, those of fairseq's released configs (BASE [0.1, 10], LV60 layer-norm [0.1, 0])."""
-    name = criterion.get("_name", criterion.get("criterion", "wav2vec"))
-    weights = _literal(criterion.get("loss_weights")) if name == "wav2vec" else None
-    if not weights:
+    """(diversity, feature penalty) weights of fairseq's Wav2vecCriterion (one weight applies to
+    both; none means no extra loss); without them in the checkpoint, those of fairseq's released
+    configs (BASE [0.1, 10], LV60 layer-norm [0.1, 0])."""
+    if criterion.get("_name", criterion.get("criterion")) != "wav2vec" or "loss_weights" not in criterion:
         return 0.1, (0.0 if extractor_mode == "layer" else 10.0)
-    weights = [float(w) for w in weights]
+    raw = criterion["loss_weights"]
+    weights = [float(w) for w in _literal(raw)] if raw not in (None, "None") else []
+    if not weights:
+        return 0.0, 0.0
     return weights[0], weights[1] if len(weights) > 1 else weights[0]
 
 
 def config_from_fairseq(pretrain: dict, finetune: dict | None = None, source: str = "fairseq") -> W2V2Config:
-    """W2V2Config from a fairseq configuration (hydra ``cfg`` or argparse ``args``, as plain dicts).
-
-    ``pretrain`` is the pre-training configuration (for fine-tuned checkpoints ``w2v_args``);
-    ``finetune`` the fine-tuning one, whose dropouts, LayerDrop and masking replace the former's,
-    as fairseq's ``Wav2VecEncoder`` does.
-    """
+    """W2V2Config from a fairseq configuration (hydra ``cfg`` or argparse ``args``, as plain dicts):
+    ``pretrain`` is the pre-training one (for fine-tuned checkpoints ``w2v_args``), ``finetune``
+    the fine-tuning one (see :func:`apply_finetuning`)."""
     model, task, criterion = _sections(pretrain)
     check_supported(model, source)
 
@@ -196,20 +195,26 @@ def config_from_fairseq(pretrain: dict, finetune: dict | None = None, source: st
         normalize=bool(task.get("normalize", model.get("normalize", False))), origin="fairseq",
     )
     if finetune is not None:
-        ft, ft_task, _ = _sections(finetune)
-        check_supported(ft, source)
-        masked = bool(ft.get("apply_mask", False))
-        cfg.dropout, cfg.attention_dropout = float(ft.get("dropout", 0.0)), float(ft.get("attention_dropout", 0.0))
-        cfg.activation_dropout = float(ft.get("activation_dropout", 0.0))
-        cfg.dropout_input, cfg.final_dropout = float(ft.get("dropout_input", 0.0)), float(ft.get("final_dropout", 0.0))
-        cfg.encoder_layerdrop = float(ft.get("layerdrop", 0.0))
-        cfg.feature_grad_mult = float(ft.get("feature_grad_mult", 0.0))
-        cfg.mask_prob = float(ft.get("mask_prob", 0.5)) if masked else 0.0
-        cfg.mask_length = int(ft.get("mask_length", 10))
-        cfg.mask_channel_prob = float(ft.get("mask_channel_prob", 0.0)) if masked else 0.0
-        cfg.mask_channel_length = int(ft.get("mask_channel_length", 10))
-        cfg.normalize = bool(ft_task.get("normalize", ft.get("normalize", cfg.normalize)))
+        apply_finetuning(cfg, finetune, source)
     return cfg
+
+
+def apply_finetuning(cfg: W2V2Config, finetune: dict, source: str) -> None:
+    """The fine-tuning config's dropouts, LayerDrop, feature-encoder gradient and masks (applied only
+    with ``apply_mask``) replace the pre-training ones, as in fairseq's ``Wav2VecEncoder``."""
+    ft, ft_task, _ = _sections(finetune)
+    check_supported(ft, source)
+    masked = bool(ft.get("apply_mask", False))
+    cfg.dropout, cfg.attention_dropout = float(ft.get("dropout", 0.0)), float(ft.get("attention_dropout", 0.0))
+    cfg.activation_dropout = float(ft.get("activation_dropout", 0.0))
+    cfg.dropout_input, cfg.final_dropout = float(ft.get("dropout_input", 0.0)), float(ft.get("final_dropout", 0.0))
+    cfg.encoder_layerdrop = float(ft.get("layerdrop", 0.0))
+    cfg.feature_grad_mult = float(ft.get("feature_grad_mult", 0.0))
+    cfg.mask_prob = float(ft.get("mask_prob", 0.5)) if masked else 0.0
+    cfg.mask_length = int(ft.get("mask_length", 10))
+    cfg.mask_channel_prob = float(ft.get("mask_channel_prob", 0.0)) if masked else 0.0
+    cfg.mask_channel_length = int(ft.get("mask_channel_length", 10))
+    cfg.normalize = bool(ft_task.get("normalize", ft.get("normalize", cfg.normalize)))
 
 
 def state_from_fairseq(sd: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
