@@ -1,0 +1,128 @@
+"""Modified Kneser-Ney n-gram (w2v2.decode.ngram) and lexicon: a hand computation, normalisation
+of every context's distribution, and equality with KenLM's lmplz (skipped when KenLM is not built:
+`make kenlm`)."""
+
+import gzip
+import math
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from w2v2.decode.lexicon import build_lexicon, read_lexicon
+from w2v2.decode.ngram import ArpaLM, estimate_kneser_ney, lmplz_path, read_sentences, run_lmplz, write_arpa
+
+needs_lmplz = pytest.mark.skipif(lmplz_path() is None, reason="KenLM's lmplz is not installed (`make kenlm` builds it)")
+
+
+def zipf_corpus(seed: int, sentences: int = 3000, types: int = 300) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    p = 1 / np.arange(1, types + 1)
+    words = [f"w{i}" for i in range(types)]
+    return [list(rng.choice(words, size=rng.integers(0, 15), p=p / p.sum())) for _ in range(sentences)]
+
+
+def arpa_of(sentences, order, tmp_path, **kw) -> ArpaLM:
+    write_arpa(estimate_kneser_ney(sentences, order, **kw), tmp_path / "mine.arpa")
+    return ArpaLM.read(tmp_path / "mine.arpa")
+
+
+def test_bigram_by_hand(tmp_path):
+    # <s> a b </s> (twice), <s> b </s>. Unigram continuation counts a=1 b=2 </s>=1: t3 = 0, so the
+    # fallback D = 0.5 1 1.5; bigram counts 2 2 3 1: Y = 1/5, D1 = 0.2, D2 = 1.7, D3+ = 3.
+    lm = arpa_of([["a", "b"], ["a", "b"], ["b"]], 2, tmp_path)
+    gamma0, uniform = (0.5 * 2 + 1 * 1) / 4, 1 / 4  # 5 unigrams, <s> excluded
+    p1 = {"a": 0.5 / 4 + gamma0 * uniform, "b": 1 / 4 + gamma0 * uniform, "</s>": 0.5 / 4 + gamma0 * uniform,
+          "<unk>": gamma0 * uniform}
+    gamma_bos, gamma_a, gamma_b = (1.7 + 0.2) / 3, 1.7 / 2, 3 / 3
+    expected = {
+        ("<unk>",): (p1["<unk>"], 1), ("<s>",): (1, gamma_bos), ("</s>",): (p1["</s>"], 1),
+        ("a",): (p1["a"], gamma_a), ("b",): (p1["b"], gamma_b),
+        ("<s>", "a"): ((2 - 1.7) / 3 + gamma_bos * p1["a"], 1), ("<s>", "b"): ((1 - 0.2) / 3 + gamma_bos * p1["b"], 1),
+        ("a", "b"): ((2 - 1.7) / 2 + gamma_a * p1["b"], 1), ("b", "</s>"): (0 + gamma_b * p1["</s>"], 1),
+    }
+    got = {k: v for entries in lm.entries for k, v in entries.items()}
+    assert set(got) == set(expected)
+    for gram, (p, b) in expected.items():
+        assert got[gram] == pytest.approx((math.log10(p), math.log10(b)), abs=1e-6), gram
+    assert sum(p1.values()) == pytest.approx(1)
+
+
+@pytest.mark.parametrize("order,prune", [(1, ()), (2, ()), (3, ()), (4, ()), (4, (0, 1, 1)), (3, (1,))])
+def test_every_context_sums_to_one(tmp_path, order, prune):
+    lm = arpa_of(zipf_corpus(1, 1500, 60), order, tmp_path, prune=prune)
+    vocab = [w for (w,) in lm.entries[0] if w != "<s>"]
+    contexts = [[], ["<s>"], ["<s>", "w0"], ["w1", "w0", "w2"], ["w3"], ["w59", "w58"], ["<s>", "w2", "w1"], ["zz"]]
+    for context in contexts:
+        total = sum(10 ** lm.log10_prob(context, w) for w in vocab)
+        assert total == pytest.approx(1, abs=1e-5), context
+
+
+def test_reserved_tokens_and_bad_arguments(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("A B\nA <s> B\n")
+    with pytest.raises(ValueError, match=r"t.txt:2: .*reserved"):
+        list(read_sentences(text))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        estimate_kneser_ney([["a"]], 3, prune=(1, 0))
+
+
+def compare_arpa(mine: ArpaLM, ref: ArpaLM, tol: float = 1e-4) -> None:
+    assert mine.order == ref.order
+    for n, (a, b) in enumerate(zip(mine.entries, ref.entries), 1):
+        assert set(a) == set(b), f"{n}-grams differ: {sorted(set(a) ^ set(b))[:5]}"
+        worst = max(max(abs(a[k][0] - b[k][0]), abs(a[k][1] - b[k][1])) for k in a)
+        assert worst < tol, f"{n}-grams: log10 difference {worst}"
+
+
+@needs_lmplz
+@pytest.mark.parametrize("order,prune,limit", [(2, (), None), (3, (), None), (4, (), None), (4, (0, 1, 1), None),
+                                               (3, (0, 0, 2), None), (3, (), 100), (4, (1,), 150)])
+def test_matches_lmplz(tmp_path, order, prune, limit):
+    sentences = zipf_corpus(order)
+    keep = {f"w{i}" for i in range(limit)} if limit else None
+    run_lmplz(sentences, order, tmp_path / "ref.arpa", prune, keep)
+    compare_arpa(arpa_of(sentences, order, tmp_path, prune=prune, keep_words=keep), ArpaLM.read(tmp_path / "ref.arpa"))
+
+
+@needs_lmplz
+def test_matches_lmplz_on_book_text(tmp_path, shared_data):
+    with gzip.open(shared_data / "lm" / "lm_text.txt.gz", "rt") as f:
+        sentences = [line.split() for _, line in zip(range(3000), f)]
+    run_lmplz(sentences, 4, tmp_path / "ref.arpa")
+    compare_arpa(arpa_of(sentences, 4, tmp_path), ArpaLM.read(tmp_path / "ref.arpa"))
+
+
+def test_sentence_scores_match_kenlm(tmp_path):
+    kenlm = pytest.importorskip("kenlm", reason="the optional kenlm module is not installed (`make kenlm`)")
+    lm = arpa_of(zipf_corpus(5, 800, 80), 3, tmp_path)
+    ref = kenlm.Model(str(tmp_path / "mine.arpa"))
+    for words in (["w0", "w1", "w2"], ["w7", "unseen", "w0"], [], ["w3"] * 6):
+        assert lm.score(words) == pytest.approx(ref.score(" ".join(words), bos=True, eos=True), abs=1e-4)
+
+
+def test_lexicon_format_and_filter(tmp_path):
+    n = build_lexicon(["HELLO", "DON'T", "HELLO", "NAÏVE"], tmp_path / "lex.txt", units=set("ABCDEFGHIJKLMNOPQRSTUVWXYZ'"))
+    assert n == 2
+    assert (tmp_path / "lex.txt").read_text() == "HELLO\tH E L L O |\nDON'T\tD O N ' T |\n"
+    assert read_lexicon(tmp_path / "lex.txt") == {"HELLO": [list("HELLO") + ["|"]], "DON'T": [list("DON'T") + ["|"]]}
+    (tmp_path / "bad.txt").write_text("WORD\n")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        read_lexicon(tmp_path / "bad.txt")
+
+
+def test_cli_build(tmp_path):
+    text = tmp_path / "text.txt.gz"
+    sentences = [[w.upper() for w in s] for s in zipf_corpus(3, 400, 40)]
+    with gzip.open(text, "wt") as f:
+        f.write("".join(" ".join(s) + "\n" for s in sentences))
+    out = subprocess.run([sys.executable, "-m", "w2v2.cli", "lm", "build", "--text", str(text), "--order", "3",
+                          "--out", str(tmp_path / "lm.arpa"), "--lexicon", str(tmp_path / "lex.txt"),
+                          "--vocab-limit", "20", "--backend", "python"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lm = ArpaLM.read(tmp_path / "lm.arpa")
+    words = {w for (w,) in lm.entries[0]} - {"<s>", "</s>", "<unk>"}
+    assert words == {w for w, _ in Counter(w for s in sentences for w in s).most_common(20)}
+    assert read_lexicon(tmp_path / "lex.txt") == {w: [list(w) + ["|"]] for w in words}
