@@ -19,6 +19,7 @@ class Budget:
     finetune_lr: float
     finetune_max_tokens: int
     validate_every: int
+    freeze_fraction: float  # of the fine-tuning updates, Transformer frozen (pre-trained models only)
     lm_order: int
     lm_steps: int
     tune_trials: int
@@ -27,9 +28,9 @@ class Budget:
 
 SCALES = {
     # a few minutes: checks that every stage runs and the report is complete
-    "ci": Budget("tiny", 20, 2.0, 2e-3, 4 * 64000, 30, 1.0, 1e-3, 320_000, 15, 3, 30, 2, 20),
+    "ci": Budget("tiny", 10, 1.0, 2e-3, 2 * 64000, 10, 0.5, 1e-3, 160_000, 5, 0.1, 3, 10, 1, 5),
     # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
-    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 4, 300, 8, 50),
+    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 0.1, 4, 300, 8, 50),
     # real speech on 2 CPU cores in about an hour
-    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 4, 1500, 12, 100),
+    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 0.1, 4, 1500, 12, 100),
 }

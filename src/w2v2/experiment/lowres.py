@@ -66,6 +66,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
             "--max-updates", str(b.finetune_updates), "--max-minutes", str(b.finetune_minutes),
             "--lr", str(b.finetune_lr), "--max-tokens", str(b.finetune_max_tokens),
             "--validate-every", str(b.validate_every), "--save-every", str(b.validate_every),
+            "--freeze-encoder-updates", str(round(b.freeze_fraction * b.finetune_updates) if init == "pretrained" else 0),
             "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
@@ -79,7 +80,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
         ft = out / "finetune" / name
         model = str(ft / "best")
         for dec in ("ngram", "transformer"):
-            trials = b.tune_trials if dec == "ngram" else max(2, b.tune_trials // 4)
+            trials = b.tune_trials if dec == "ngram" else max(1, b.tune_trials // 4)
             runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
                                               "--trials", str(trials), "--beam-size", str(b.beam_size),
                                               *decoders[dec]], ft / f"tune-{dec}")

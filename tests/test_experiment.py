@@ -1,0 +1,67 @@
+"""The main job in miniature: every stage of ``w2v2 experiment lowres`` runs, the report is complete,
+and a second invocation redoes nothing."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from w2v2.data.manifest import read_manifest, write_manifest
+from w2v2.experiment.lowres import check_disjoint
+
+W2V2 = [sys.executable, "-m", "w2v2.cli"]
+
+
+def test_disjointness_check_refuses_test_audio_in_training(tmp_path):
+    from train_utils import write_corpus
+
+    manifest = write_corpus(tmp_path / "a", n=4)
+    entries = read_manifest(manifest)
+    write_manifest(tmp_path / "train.tsv", entries[:3])
+    write_manifest(tmp_path / "test.tsv", entries[2:])  # clip 2 in both
+    with pytest.raises(ValueError, match="1 dev/test recordings are also in the training audio"):
+        check_disjoint([tmp_path / "train.tsv"], [tmp_path / "test.tsv"])
+    copy = tmp_path / "copy.flac"  # the same recording under another name is caught too
+    shutil.copyfile(entries[0].path, copy)
+    write_manifest(tmp_path / "test2.tsv", [entries[3].__class__(copy, entries[0].samples, None)])
+    with pytest.raises(ValueError, match="also in the training audio"):
+        check_disjoint([tmp_path / "train.tsv"], [tmp_path / "test2.tsv"])
+    write_manifest(tmp_path / "test3.tsv", entries[3:])
+    check_disjoint([tmp_path / "train.tsv"], [tmp_path / "test3.tsv"])
+
+
+@pytest.mark.slow
+def test_lowres_experiment_end_to_end(tmp_path):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    corpus = tmp_path / "corpus"
+    subprocess.run(W2V2 + ["data", "synth", "--out", str(corpus), "--unlabeled-minutes", "1.5", "--labeled-minutes",
+                           "0.5", "--dev-minutes", "0.3", "--test-minutes", "0.3", "--lm-sentences", "400",
+                           "--train-speakers", "6", "--dev-speakers", "2", "--test-speakers", "2"],
+                   check=True, capture_output=True)
+    cmd = W2V2 + ["experiment", "lowres", "--scale", "ci", "--unlabeled", str(corpus / "unlabeled.tsv"),
+                  "--labeled", str(next(corpus.glob("labeled_*.tsv"))), "--dev", str(corpus / "dev.tsv"),
+                  "--test", str(corpus / "test.tsv"), "--lm-text", str(corpus / "lm_text.txt"),
+                  "--out", str(tmp_path / "exp")]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    exp = tmp_path / "exp"
+    stages = sorted(p.parent.relative_to(exp).as_posix() for p in exp.rglob("stage.json"))
+    # pretrain, 2 fine-tunings, 2 LMs, 2 x 2 tunings, 2 x 3 evaluations, error analysis
+    assert len(stages) == 1 + 2 + 2 + 4 + 6 + 1, stages
+    report = (exp / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| labeled")]
+    assert len(rows) == 6 and all(re.search(r"\| \d+\.\d \|", r) for r in rows), rows
+    for needed in ("## Error analysis", "## Training curves", "## Commands", "w2v2 pretrain", "w2v2 finetune",
+                   "w2v2 lm build", "w2v2 lm train", "w2v2 tune-decoder", "w2v2 evaluate", "versions:", "machine:"):
+        assert needed in report, needed
+    html = (exp / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "<table>" in html
+    metrics = json.loads(next(exp.rglob("metrics.json")).read_text())
+    assert 0.0 <= metrics["wer"]
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0
+    assert second.stdout.count("done already") == len(stages)
