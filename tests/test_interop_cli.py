@@ -96,3 +96,14 @@ def test_import_refuses_missing_and_corrupt(tmp_path, capsys):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     assert main(["info", str(tmp_path / "m")]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+def test_model_dir_with_weights_of_another_architecture_is_refused(tmp_path, capsys):
+    hf = build("Wav2Vec2Model", "group")
+    hf.save_pretrained(tmp_path / "hf")
+    main(["import", "--from", "hf", str(tmp_path / "hf"), str(tmp_path / "m")])
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["encoder_layers"] += 1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    assert main(["info", str(tmp_path / "m")]) == 2
+    assert "do not fit the architecture" in capsys.readouterr().err

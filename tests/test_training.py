@@ -167,3 +167,13 @@ def test_too_many_non_finite_updates_stop_with_a_message(tmp_path, corpus):
     trainer = make_trainer(tmp_path, corpus, bad=set(range(100)), max_bad_updates=3)
     with pytest.raises(TrainingStopped, match="3 non-finite updates in a row"):
         trainer.train()
+
+
+def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, corpus):
+    trainer = make_trainer(tmp_path, corpus, bad=set())
+    trainer.model_config_dict = {"encoder_layers": 2}
+    trainer.save(is_best=False)
+    other = make_trainer(tmp_path, corpus, bad=set())
+    other.model_config_dict = {"encoder_layers": 4}
+    with pytest.raises(ValueError, match=r"another model configuration \(differs in \['encoder_layers'\]\)"):
+        other.resume()
