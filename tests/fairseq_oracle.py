@@ -72,7 +72,7 @@ def pretraining_cfg(layout: str) -> dict:
                           "loss_weights": [0.1, 0.0] if layout == "layer" else [0.1, 10.0]}}
 
 
-def build_ctc(layout: str, vocab_size: int, seed: int = 0) -> tuple[Wav2VecCtc, dict]:
+def build_ctc(layout: str, vocab_size: int, seed: int = 0, blank_weight: float = 0.0) -> tuple[Wav2VecCtc, dict]:
     """fairseq's own Wav2VecCtc (encoder without the pre-training modules + ``w2v_encoder.proj``)
     and the fine-tuning cfg it is saved with (``w2v_args`` = the pre-training cfg)."""
     torch.manual_seed(seed)
@@ -80,7 +80,8 @@ def build_ctc(layout: str, vocab_size: int, seed: int = 0) -> tuple[Wav2VecCtc, 
     pre["criterion"] = None  # as Wav2VecEncoder stores it
     ft = OmegaConf.structured(Wav2Vec2CtcConfig(w2v_path="pretrained.pt", normalize=layout == "layer", data="/data",
                                                 apply_mask=True, mask_prob=0.5, mask_channel_prob=0.25,
-                                                mask_channel_length=8, layerdrop=0.1, final_dropout=0.05))
+                                                mask_channel_length=8, layerdrop=0.1, final_dropout=0.05,
+                                                blank_weight=blank_weight))
     ft.w2v_args = OmegaConf.create(pre)
     model = Wav2VecCtc(ft, Wav2VecEncoder(ft, output_size=vocab_size))
     perturb(model, seed)

@@ -85,14 +85,16 @@ def test_finetuned_ctc_logits_and_dictionary(imported_dirs):
 
 
 def test_finetuned_legacy_args_checkpoint(tmp_path):
-    ref, cfg_ft = build_ctc("group", vocab_size=32, seed=3)
+    """argparse-era checkpoint, no --dict (LibriSpeech letters assumed), and fairseq's blank_weight
+    (added to the blank logit by Wav2VecCtc.get_logits) folded into the head's bias."""
+    ref, cfg_ft = build_ctc("group", vocab_size=32, seed=3, blank_weight=0.7)
     src = save_checkpoint(tmp_path / "ft.pt", ref.state_dict(), cfg_ft, "args")
     with pytest.warns(UserWarning, match="LibriSpeech letter dictionary"):
         model, cfg, vocab = imported(src)
     assert list(vocab)[:6] == ["<pad>", "<s>", "</s>", "<unk>", "|", "E"] and len(vocab) == 32
     x, _, _ = padded_batch((8000, 8000))
     with torch.no_grad():
-        theirs = ref(source=x, padding_mask=None)["encoder_out"].transpose(0, 1)
+        theirs = ref.get_logits(ref(source=x, padding_mask=None)).transpose(0, 1)
         ours = model(x).logits
     assert (ours - theirs).abs().max() <= TOL
 
