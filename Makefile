@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup espeak-ng test demo clean
+.PHONY: setup espeak-ng kenlm test demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,23 @@ $(VENV)/.fairseq: $(VENV)/.installed
 	  || echo "optional fairseq oracle not installed: tests marked 'fairseq' will be skipped" >&2
 	touch $@
 
-test: setup espeak-ng $(VENV)/.fairseq
+# KenLM (optional: `w2v2 lm build` uses lmplz when present; tests compare the built-in estimator
+# with it): lmplz and build_binary built from the kenlm sdist into $(VENV)/bin (Boost and cmake by
+# apt-get when root), then the kenlm Python module. Tried once per venv (rm $(VENV)/.kenlm to
+# retry); when it fails the comparison tests are skipped. Log: $(VENV)/kenlm-build.log
+$(VENV)/.kenlm: scripts/install_kenlm.sh | $(VENV)/.installed
+	bash scripts/install_kenlm.sh $(VENV) > $(VENV)/kenlm-build.log 2>&1 \
+	  || echo "KenLM not built (see $(VENV)/kenlm-build.log): lmplz comparison tests will be skipped" >&2
+	$(BIN)/pip install -q -e ".[test,kenlm]" >> $(VENV)/kenlm-build.log 2>&1 \
+	  || echo "kenlm Python module not built (see $(VENV)/kenlm-build.log): its tests will be skipped" >&2
+	touch $@
+
+kenlm: $(VENV)/.kenlm
+
+test: setup espeak-ng $(VENV)/.fairseq $(VENV)/.kenlm
 	$(BIN)/python -m pytest -q -ra
 
-demo: setup espeak-ng
+demo: setup espeak-ng $(VENV)/.kenlm
 	bash scripts/demo.sh
 
 clean:

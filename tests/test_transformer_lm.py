@@ -1,0 +1,131 @@
+"""Word Transformer LM (w2v2.decode.transformer_lm, lm_train): scores against a hand computation
+from the logits, causality, the incremental API against whole-sentence scores, training on a
+repetitive corpus, save/load and the `w2v2 lm train` command."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from w2v2.decode.lm_train import TrainOptions, build_vocab, split_heldout, train
+from w2v2.decode.transformer_lm import (TransformerLM, TransformerLMConfig, load_transformer_lm, perplexity,
+                                        save_transformer_lm)
+
+WORDS = "the cat sat on mat a dog ran to park".split()
+
+
+def toy_model(context: int = 16, seed: int = 0) -> TransformerLM:
+    torch.manual_seed(seed)
+    vocab = build_vocab([WORDS], 20)
+    cfg = TransformerLMConfig(vocab_size=len(vocab), dim=32, layers=2, heads=2, ffn_dim=64, context=context)
+    return TransformerLM(cfg, vocab).eval()
+
+
+def hand_log_prob(model: TransformerLM, words: list[str]) -> float:
+    """Sum of log softmax of the logits at each position, read off for the next token."""
+    tokens = [model.eos_id] + [model.vocab.get(w, model.unk_id) for w in words] + [model.eos_id]
+    with torch.no_grad():
+        logits = model(torch.tensor([tokens[:-1]]))[0]
+    logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return sum(logp[t, tokens[t + 1]].item() for t in range(len(tokens) - 1))
+
+
+def test_scores_and_perplexity_by_hand():
+    model = toy_model()
+    sentences = [["the", "cat", "sat"], ["a", "zebra", "ran", "to", "the", "park"], []]
+    scores = model.score_sentences(sentences, batch_size=2)
+    hand = [hand_log_prob(model, s) for s in sentences]
+    assert scores == pytest.approx(hand, abs=1e-4)
+    tokens = sum(len(s) + 1 for s in sentences)
+    assert perplexity(model, sentences) == pytest.approx(math.exp(-sum(hand) / tokens), rel=1e-5)
+
+
+def test_causal():
+    model = toy_model()
+    a = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    b = a.clone()
+    b[0, 4:] = torch.tensor([9, 8])
+    with torch.no_grad():
+        la, lb = model(a), model(b)
+    assert torch.allclose(la[:, :4], lb[:, :4], atol=1e-5)
+    assert not torch.allclose(la[:, 4:], lb[:, 4:], atol=1e-3)
+
+
+def test_next_log_probs_agree_with_sentence_scores():
+    model = toy_model()
+    sentence = ["the", "dog", "ran", "to", "the", "park"]
+    ids = model.ids(sentence)
+    histories = [ids[:i] for i in range(len(ids) + 1)]  # different lengths in one batch
+    logp = model.next_log_probs(histories)
+    assert logp.shape == (len(histories), len(model.vocab))
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(len(histories)), atol=1e-5)
+    incremental = sum(logp[i, t].item() for i, t in enumerate(ids + [model.eos_id]))
+    assert incremental == pytest.approx(model.score_sentences([sentence])[0], abs=1e-4)
+
+
+def test_long_sentences_use_sliding_windows():
+    model = toy_model(context=8)
+    sentence = (WORDS * 3)[:21]
+    tokens = [model.eos_id] + model.ids(sentence) + [model.eos_id]
+    windows = list(model.windows(model.ids(sentence)))
+    hand = 0.0
+    for k, (inputs, targets, skip) in enumerate(windows):
+        assert inputs == tokens[4 * k: 4 * k + 8] and targets == tokens[4 * k + 1: 4 * k + 9]
+        assert skip == (0 if k == 0 else 4)  # counted targets see at least 4 tokens of history
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([inputs]))[0], dim=-1)
+        hand += sum(logp[i, targets[i]].item() for i in range(skip, len(targets)))
+    counted = [t for _, targets, skip in windows for t in targets[skip:]]
+    assert counted == tokens[1:]  # every target exactly once
+    assert model.score_sentences([sentence, ["the"]], batch_size=3)[0] == pytest.approx(hand, abs=1e-4)
+
+
+def test_training_on_a_repetitive_corpus_reaches_low_perplexity():
+    corpus = [["the", "cat", "sat", "on", "the", "mat"], ["a", "dog", "ran", "to", "the", "park"]] * 200
+    train_part, heldout = split_heldout(corpus, 0.05, seed=0)
+    vocab = build_vocab(train_part, 50)
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerLMConfig(vocab_size=len(vocab), dim=32, layers=1, heads=2, ffn_dim=64,
+                                              context=8, dropout=0.0), vocab)
+    before = perplexity(model.eval(), heldout)
+    log = train(model, train_part, heldout, TrainOptions(steps=150, batch_size=16, lr=3e-3, warmup=10, evals=1))
+    after = perplexity(model, heldout)
+    # per sentence only the first word is uncertain (2 choices over 7 tokens): ppl -> 2 ** (1 / 7)
+    assert before > 5 and after < 1.3, (before, after)
+    assert log[-1]["valid_ppl"] == pytest.approx(after, rel=1e-4)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = toy_model()
+    save_transformer_lm(model, tmp_path / "lm")
+    loaded = load_transformer_lm(tmp_path / "lm")
+    assert loaded.vocab == model.vocab and (loaded.bos_id, loaded.eos_id, loaded.unk_id) == (0, 0, 1)
+    sentences = [["the", "cat"], ["park", "zebra"]]
+    assert loaded.score_sentences(sentences) == pytest.approx(model.score_sentences(sentences), abs=1e-6)
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "dim": 64}))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_transformer_lm(tmp_path / "lm")
+
+
+def test_cli_train(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("THE CAT SAT ON THE MAT\nA DOG RAN TO THE PARK\n" * 50)
+    valid = tmp_path / "valid.txt"
+    valid.write_text("THE DOG SAT ON THE PARK\n")
+    out = subprocess.run([sys.executable, "-m", "w2v2.cli", "lm", "train", "--text", str(text), "--out",
+                          str(tmp_path / "lm"), "--valid", str(valid), "--steps", "20", "--dim", "32", "--heads", "2",
+                          "--layers", "1", "--context", "8", "--batch-size", "8", "--valid-fraction", "0.1"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("config.json", "model.safetensors", "vocab.json", "metrics.json", "training.png"):
+        assert (tmp_path / "lm" / name).is_file(), name
+    metrics = json.loads((tmp_path / "lm" / "metrics.json").read_text())
+    model = load_transformer_lm(tmp_path / "lm")
+    _, heldout = split_heldout([s.split() for s in text.read_text().splitlines()], 0.1, seed=0)
+    assert metrics["heldout"]["perplexity"] == pytest.approx(perplexity(model, heldout), rel=1e-5)
+    assert metrics["valid"]["perplexity"] == pytest.approx(perplexity(model, [valid.read_text().split()]), rel=1e-5)
+    assert f"{metrics['heldout']['perplexity']:.1f}" in out.stdout
