@@ -88,7 +88,7 @@ def build_ctc(layout: str, vocab_size: int, seed: int = 0, blank_weight: float =
     section = {**OmegaConf.to_container(ft, resolve=False, enum_to_str=True), "_name": "wav2vec_ctc"}
     section["normalize"] = "${task.normalize}"  # as the dataclass declares it: II("task.normalize")
     cfg = {"model": section, "task": {"_name": "audio_finetuning", "normalize": layout == "layer", "labels": "ltr"},
-           "criterion": {"_name": "ctc", "zero_infinity": True}}
+           "criterion": {"_name": "ctc", "zero_infinity": True}, "distributed_training": {"ddp_backend": "legacy_ddp"}}
     return model.eval(), cfg
 
 
@@ -96,8 +96,10 @@ def save_checkpoint(path: Path, state: dict, cfg: dict, style: str = "container"
     """A checkpoint as fairseq writes it. ``style``: "container" (fairseq 0.12: cfg as plain
     containers), "dictconfig" (earlier hydra versions: an omegaconf DictConfig, struct mode) or
     "args" (argparse era: a flat Namespace, list values as strings)."""
-    ckpt = {"model": state, "args": None, "cfg": None, "optimizer_history": [{"num_updates": 7}],
-            "extra_state": {"val_loss": np.float64(3.25), "meter": AverageMeter()}}
+    ckpt = {"model": state, "args": None, "cfg": None,
+            "optimizer_history": [{"criterion_name": "Wav2vecCriterion", "optimizer_name": "FairseqAdam",
+                                   "lr_scheduler_state": {"best": np.float64(3.25)}, "num_updates": 7}],
+            "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0}, "meter": AverageMeter()}}
     if style == "container":
         ckpt["cfg"] = cfg
     elif style == "dictconfig":
@@ -117,7 +119,7 @@ def legacy_args(cfg: dict) -> argparse.Namespace:
     flat = {}
     for section in (cfg["task"], criterion, cfg["model"]):  # interpolations did not exist then
         flat.update({k: v for k, v in section.items() if not (isinstance(v, str) and v.startswith("${"))})
-    flat.update(arch=cfg["model"]["_name"], criterion=criterion.get("_name"))
+    flat.update(arch=cfg["model"]["_name"], task=cfg["task"]["_name"], criterion=criterion.get("_name"))
     flat.pop("_name")
     for key in ("latent_temp", "loss_weights"):
         if flat.get(key) is not None:

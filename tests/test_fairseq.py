@@ -41,12 +41,28 @@ def imported_dirs(tmp_path_factory):
         jobs.append((save_checkpoint(tmp / f"{name}.pt", refs[name].state_dict(), pretraining_cfg(layout), style,
                                      legacy_zip), tmp / name, []))
     refs["ctc"], cfg_ft = build_ctc("layer", vocab_size=4 + len(LETTERS))
+    cfg_ft["task"]["data"] = str(tmp)  # where fairseq's own loader finds dict.ltr.txt
     (tmp / "dict.ltr.txt").write_text("".join(f"{s} {100 - i}\n" for i, s in enumerate(LETTERS)))
-    jobs.append((save_checkpoint(tmp / "ft.pt", refs["ctc"].state_dict(), cfg_ft, "dictconfig"), tmp / "ctc",
+    jobs.append((save_checkpoint(tmp / "ctc.pt", refs["ctc"].state_dict(), cfg_ft, "dictconfig"), tmp / "ctc",
                  ["--dict", str(tmp / "dict.ltr.txt")]))
     run = import_without_fairseq(jobs)
     assert run.returncode == 0, run.stderr
     return {name: (refs[name], tmp / name) for name in refs}
+
+
+def test_checkpoints_are_what_fairseq_loads(imported_dirs, monkeypatch):
+    """The oracle's files are real fairseq checkpoints: fairseq's own loader rebuilds the same
+    models from them (it needs torch.load's weights_only=False since torch 2.6)."""
+    from fairseq import checkpoint_utils
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    tasks = {}
+    for name, (ref, model_dir) in imported_dirs.items():
+        models, _, tasks[name] = checkpoint_utils.load_model_ensemble_and_task([str(model_dir) + ".pt"])
+        theirs = models[0].state_dict()
+        assert type(models[0]) is type(ref) and all(torch.equal(theirs[k], v) for k, v in ref.state_dict().items())
+    # fairseq's target dictionary: the blank <s> at 0, <pad> at 1, then dict.ltr.txt
+    assert tasks["ctc"].target_dictionary.symbols == ["<s>", "<pad>", "</s>", "<unk>"] + LETTERS
 
 
 @pytest.mark.parametrize("layout,style,legacy_zip", ENCODERS)
