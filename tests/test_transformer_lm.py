@@ -20,17 +20,45 @@ WORDS = "the cat sat on mat a dog ran to park".split()
 def toy_model(context: int = 16, seed: int = 0) -> TransformerLM:
     torch.manual_seed(seed)
     vocab = build_vocab([WORDS], 20)
-    cfg = TransformerLMConfig(vocab_size=len(vocab), dim=32, layers=2, heads=2, ffn_dim=64, context=context)
+    cfg = TransformerLMConfig(vocab_size=len(vocab), dim=32, layers=2, heads=2, ffn_dim=64, context=context,
+                              cutoffs=(4, 8), div_value=2)  # three adaptive clusters: widths 32, 16, 8
     return TransformerLM(cfg, vocab).eval()
 
 
+def adaptive_log_probs_by_hand(model: TransformerLM, h: torch.Tensor) -> torch.Tensor:
+    """Baevski & Auli's factorisation written out word by word: p(w) = p_head(w) in the first
+    cluster, p_head(cluster) * p_cluster(w) in the others; logits h . (P_i e_w)."""
+    emb = model.embed
+    head_logits = [h @ (emb.projs[0].weight @ emb.embeds[0].weight[w]) for w in range(emb.bounds[1])]
+    head_logits += [h @ c for c in emb.clusters]
+    head = torch.log_softmax(torch.stack(head_logits), 0)
+    out = list(head[: emb.bounds[1]])
+    for i in range(1, len(emb.bounds) - 1):
+        tail = torch.stack([h @ (emb.projs[i].weight @ e) for e in emb.embeds[i].weight])
+        out += list(head[emb.bounds[1] + i - 1] + torch.log_softmax(tail, 0))
+    return torch.stack(out)
+
+
 def hand_log_prob(model: TransformerLM, words: list[str]) -> float:
-    """Sum of log softmax of the logits at each position, read off for the next token."""
+    """Sum over positions of the hand-computed log-probability of the next token."""
     tokens = [model.eos_id] + [model.vocab.get(w, model.unk_id) for w in words] + [model.eos_id]
     with torch.no_grad():
-        logits = model(torch.tensor([tokens[:-1]]))[0]
-    logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
-    return sum(logp[t, tokens[t + 1]].item() for t in range(len(tokens) - 1))
+        h = model.hidden(torch.tensor([tokens[:-1]]))[0]
+        return sum(adaptive_log_probs_by_hand(model, h[t])[tokens[t + 1]].item() for t in range(len(tokens) - 1))
+
+
+def test_adaptive_softmax_by_hand():
+    model = toy_model()
+    assert model.embed.bounds == [0, 4, 8, len(model.vocab)]
+    h = torch.randn(5, 32)
+    with torch.no_grad():
+        logp = model.embed.log_probs(h)
+        hand = torch.stack([adaptive_log_probs_by_hand(model, row) for row in h])
+        targets = torch.tensor([0, 3, 4, 9, -100])
+        picked = model.embed.target_log_probs(h, targets)
+    assert torch.allclose(logp, hand, atol=1e-5)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(5), atol=1e-5)
+    assert torch.allclose(picked[:4], logp[torch.arange(4), targets[:4]], atol=1e-5) and picked[4] == 0
 
 
 def test_scores_and_perplexity_by_hand():
@@ -76,7 +104,7 @@ def test_long_sentences_use_sliding_windows():
         assert inputs == tokens[4 * k: 4 * k + 8] and targets == tokens[4 * k + 1: 4 * k + 9]
         assert skip == (0 if k == 0 else 4)  # counted targets see at least 4 tokens of history
         with torch.no_grad():
-            logp = torch.log_softmax(model(torch.tensor([inputs]))[0], dim=-1)
+            logp = model(torch.tensor([inputs]))[0]
         hand += sum(logp[i, targets[i]].item() for i in range(skip, len(targets)))
     counted = [t for _, targets, skip in windows for t in targets[skip:]]
     assert counted == tokens[1:]  # every target exactly once
@@ -91,7 +119,7 @@ def test_training_on_a_repetitive_corpus_reaches_low_perplexity():
     model = TransformerLM(TransformerLMConfig(vocab_size=len(vocab), dim=32, layers=1, heads=2, ffn_dim=64,
                                               context=8, dropout=0.0), vocab)
     before = perplexity(model.eval(), heldout)
-    log = train(model, train_part, heldout, TrainOptions(steps=150, batch_size=16, lr=3e-3, warmup=10, evals=1))
+    log = train(model, train_part, heldout, TrainOptions(steps=100, batch_size=16, lr=3e-3, warmup=10, evals=1))
     after = perplexity(model, heldout)
     # per sentence only the first word is uncertain (2 choices over 7 tokens): ppl -> 2 ** (1 / 7)
     assert before > 5 and after < 1.3, (before, after)

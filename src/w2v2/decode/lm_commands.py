@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from .ngram import SPECIALS, build_arpa, read_sentences
 
 
@@ -43,6 +45,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .lm_train import TrainOptions, build_vocab, split_heldout, train_and_save
     from .transformer_lm import TransformerLM, TransformerLMConfig
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sentences = list(read_sentences(args.text))
     train_sentences, heldout = split_heldout(sentences, args.valid_fraction, args.seed)
     extra = {"valid": [s for s in read_sentences(args.valid) if s]} if args.valid else None
@@ -98,4 +102,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup", type=int, default=100)
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=cmd_train)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..interop.model_dir import atomic_write
@@ -102,8 +101,7 @@ def train(model: TransformerLM, train_sentences: list[list[str]], heldout: list[
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, opts)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.bf16):
-            logits = model(inputs)
-        loss = F.cross_entropy(logits.float().transpose(1, 2), targets)
+            loss = -model.target_log_probs(inputs, targets).sum() / (targets >= 0).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
