@@ -59,7 +59,7 @@ def large_lv60() -> W2V2Config:
         conv_layers=BASE_CONV, extractor_mode="layer", conv_bias=True,
         encoder_embed_dim=1024, encoder_layers=24, encoder_ffn_embed_dim=4096, encoder_attention_heads=16,
         layer_norm_first=True, conv_pos=128, conv_pos_groups=16,
-        dropout=0.0, attention_dropout=0.1, activation_dropout=0.0, dropout_input=0.0, dropout_features=0.0,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, dropout_input=0.0, dropout_features=0.0,
         encoder_layerdrop=0.0,
         latent_vars=320, latent_groups=2, final_dim=768, latent_temp=(2.0, 0.1, 0.999995),
         mask_prob=0.65, mask_length=10, num_negatives=100, logit_temp=0.1,
