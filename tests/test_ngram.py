@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from w2v2.decode.lexicon import build_lexicon, read_lexicon
-from w2v2.decode.ngram import ArpaLM, estimate_kneser_ney, lmplz_path, read_sentences, run_lmplz, write_arpa
+from w2v2.decode.ngram import ArpaLM, build_binary, estimate_kneser_ney, kenlm_tool, read_sentences, run_lmplz, write_arpa
 
-needs_lmplz = pytest.mark.skipif(lmplz_path() is None, reason="KenLM's lmplz is not installed (`make kenlm` builds it)")
+needs_lmplz = pytest.mark.skipif(kenlm_tool("lmplz") is None, reason="KenLM's lmplz is not installed (`make kenlm` builds it)")
 
 
 def zipf_corpus(seed: int, sentences: int = 3000, types: int = 300) -> list[list[str]]:
@@ -99,8 +99,14 @@ def test_sentence_scores_match_kenlm(tmp_path):
     kenlm = pytest.importorskip("kenlm", reason="the optional kenlm module is not installed (`make kenlm`)")
     lm = arpa_of(zipf_corpus(5, 800, 80), 3, tmp_path)
     ref = kenlm.Model(str(tmp_path / "mine.arpa"))
+    binary = None
+    if kenlm_tool("build_binary"):
+        build_binary(tmp_path / "mine.arpa", tmp_path / "mine.bin")
+        binary = kenlm.Model(str(tmp_path / "mine.bin"))
     for words in (["w0", "w1", "w2"], ["w7", "unseen", "w0"], [], ["w3"] * 6):
         assert lm.score(words) == pytest.approx(ref.score(" ".join(words), bos=True, eos=True), abs=1e-4)
+        if binary is not None:
+            assert binary.score(" ".join(words)) == pytest.approx(ref.score(" ".join(words)), abs=1e-4)
 
 
 def test_lexicon_format_and_filter(tmp_path):

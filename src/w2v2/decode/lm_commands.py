@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .ngram import SPECIALS, build_arpa, read_sentences
+from .ngram import SPECIALS, build_arpa, build_binary, read_sentences
 
 
 def arpa_words(path: Path) -> list[str]:
@@ -35,6 +35,9 @@ def cmd_build(args: argparse.Namespace) -> None:
     start = time.time()
     backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend)
     print(f"{args.order}-gram modified Kneser-Ney ({backend}) -> {args.out} in {time.time() - start:.1f} s")
+    if args.binary:
+        build_binary(args.out, args.binary)
+        print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
         units = set(args.units) if args.units else None
         n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units)
@@ -78,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--prune", type=int, nargs="+", metavar="T",
                    help="lmplz pruning: drop n-grams of order i with count <= T_i (e.g. 0 0 1)")
     b.add_argument("--vocab-limit", type=int, help="keep only n-grams of the N most frequent words")
+    b.add_argument("--binary", help="also write KenLM's binary format here (needs build_binary)")
     b.add_argument("--lexicon", help="also write the lexicon of the LM's words (WORD<TAB>W O R D |)")
     b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"): "
                    "lexicon words with other characters are left out")
