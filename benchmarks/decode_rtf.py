@@ -1,6 +1,6 @@
 """Real-time factor of decoding on 2 CPU cores: the BASE network, greedy decoding and 4-gram beam search.
 
-    .venv/bin/python benchmarks/decode_rtf.py --lm LM.arpa --lexicon LEXICON [--utts 40] [--out benchmarks/results]
+    .venv/bin/python benchmarks/decode_rtf.py --lm LM.arpa --lexicon LEXICON [--utts 40] [--transformer-lm DIR]
 
 RTF = processing seconds / audio seconds (below 1: faster than real time). The acoustic part is a
 randomly initialised BASE CTC model (95M parameters; speed does not depend on the weights) over
@@ -12,7 +12,7 @@ the searches run on two kinds of emissions of the same lengths:
   transcripts (each unit's first frame, then blanks) plus Gaussian logit noise, at a noise level that
   gives a greedy CER in the range of a 10-minute fine-tuned model; their WERs show what the LM does.
 
-Writes decode_rtf.json, decode_rtf.md and decode_rtf.png to ``--out``.
+Writes decode_rtf.json, decode_rtf.md and decode_rtf.png to ``--out`` (benchmarks/decode_rtf).
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from torch import Tensor
 
 from w2v2.data.audio import load_audio
 from w2v2.data.text import Vocabulary
-from w2v2.decode.beam import BeamSearchConfig, BeamSearchDecoder, ngram_search_model
+from w2v2.decode.beam import BeamSearchConfig, BeamSearchDecoder, ngram_search_model, transformer_search_model
 from w2v2.decode.ctc import greedy_decode
 from w2v2.decode.inference import compute_emissions, num_frames
 from w2v2.decode.metrics import char_error_rate, word_error_rate
+from w2v2.decode.transformer_lm import load_transformer_lm
 from w2v2.model import build_ctc_model, preset
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -70,6 +71,16 @@ def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
     return time.perf_counter() - w0, time.process_time() - c0, out
 
 
+def measure(stage: str, emissions: str, decode: Callable[[Tensor], str], ems: list[Tensor], refs: list[str],
+            waves: list[np.ndarray]) -> dict:
+    secs, cpu, hyps = timed(lambda: [decode(e) for e in ems])
+    audio_s = sum(len(w) for w in waves) / 16000
+    row = {"stage": stage, "emissions": emissions, "seconds": secs, "cpu": cpu, "rtf": secs / audio_s,
+           "cpu_rtf": cpu / audio_s, "wer": word_error_rate(refs, hyps), "cer": char_error_rate(refs, hyps)}
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lm", required=True, help="word 4-gram ARPA (or KenLM binary)")
@@ -79,7 +90,11 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=2.0, help="logit noise of the noisy-oracle emissions")
     ap.add_argument("--lm-weight", type=float, default=2.0)
     ap.add_argument("--word-score", type=float, default=0.0)
-    ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--transformer-lm", help="also time a Transformer LM directory (w2v2 lm train) in the beam, "
+                                             "at lm weight / ln 10 (its scores are natural logs)")
+    ap.add_argument("--transformer-utts", type=int, default=5)
+    ap.add_argument("--transformer-beams", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--out", default="benchmarks/decode_rtf")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -99,21 +114,23 @@ def main() -> None:
     rng = np.random.default_rng(0)
     oracle_em = [noisy_oracle(vocab, t, num_frames(cfg, len(w)), args.noise, rng) for w, t in zip(waves, refs)]
 
-    rows = [{"stage": "BASE network (random weights)", "emissions": "-", "seconds": acoustic_s, "cpu": acoustic_cpu}]
+    rows = [{"stage": "BASE network (random weights)", "emissions": "-", "seconds": acoustic_s, "cpu": acoustic_cpu,
+             "rtf": acoustic_s / audio_s, "cpu_rtf": acoustic_cpu / audio_s}]
     load_s, _, search = timed(lambda: ngram_search_model(vocab, args.lm, args.lexicon))
     for name, ems in (("random BASE", random_em), ("noisy oracle", oracle_em)):
-        secs, cpu, hyps = timed(lambda: [greedy_decode(e, vocab).text for e in ems])
-        rows.append({"stage": "greedy", "emissions": name, "seconds": secs, "cpu": cpu,
-                     "wer": word_error_rate(refs, hyps), "cer": char_error_rate(refs, hyps)})
+        rows.append(measure("greedy", name, lambda e: greedy_decode(e, vocab).text, ems, refs, waves))
         for beam in args.beams:
             config = BeamSearchConfig(beam_size=beam, lm_weight=args.lm_weight, word_score=args.word_score)
             decoder = BeamSearchDecoder(search, config)
-            secs, cpu, hyps = timed(lambda: [decoder(e)[0].text for e in ems])
-            rows.append({"stage": f"4-gram beam {beam}", "emissions": name, "seconds": secs, "cpu": cpu,
-                         "wer": word_error_rate(refs, hyps), "cer": char_error_rate(refs, hyps)})
-            print(rows[-1], flush=True)
-    for r in rows:
-        r["rtf"], r["cpu_rtf"] = r["seconds"] / audio_s, r["cpu"] / audio_s
+            rows.append(measure(f"4-gram beam {beam}", name, lambda e: decoder(e)[0].text, ems, refs, waves))
+    if args.transformer_lm:
+        n = args.transformer_utts
+        tlm = transformer_search_model(vocab, load_transformer_lm(args.transformer_lm), args.lexicon)
+        for beam in args.transformer_beams:
+            decoder = BeamSearchDecoder(tlm, BeamSearchConfig(beam_size=beam, lm_weight=args.lm_weight / np.log(10),
+                                                              word_score=args.word_score))
+            rows.append(measure(f"Transformer LM beam {beam} ({n} utts)", "noisy oracle",
+                                lambda e: decoder(e)[0].text, oracle_em[:n], refs[:n], waves[:n]))
     info = {"utterances": len(utts), "audio_seconds": audio_s, "threads": torch.get_num_threads(),
             "load_average": os.getloadavg(),
             "cpu": platform.processor() or platform.machine(), "lm": str(args.lm), "lexicon": str(args.lexicon),

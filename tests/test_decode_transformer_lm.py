@@ -41,11 +41,11 @@ def test_transformer_lm_flips_an_ambiguous_word(tmp_path):
     other = "CAB" if preferred == "CAT" else "CAT"
     # the acoustics lean (0.6 / 0.4) towards the word the LM likes less
     lean = {T: 0.6, B: 0.4} if other == "CAT" else {B: 0.6, T: 0.4}
-    emissions = peaked([C, A, lean])
+    emissions = peaked([C, A, lean], floor=-30.0)  # only the last letter is in doubt
     assert BeamSearchDecoder(search, BeamSearchConfig(lm_weight=0.0))(emissions)[0].text == other
     gap = float(first[lm.vocab[preferred]] - first[lm.vocab[other]])
-    assert gap > 0.5  # the random LM has a clear preference
-    strong = BeamSearchConfig(lm_weight=0.41 / gap + 0.5)  # log(0.6/0.4) = 0.41 < lm_weight * gap
+    assert gap > 0.05  # the random LM has a preference
+    strong = BeamSearchConfig(lm_weight=1.5 * 0.41 / gap)  # log(0.6/0.4) = 0.41 < lm_weight * gap
     assert BeamSearchDecoder(search, strong)(emissions)[0].text == preferred
 
 
