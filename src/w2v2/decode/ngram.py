@@ -318,9 +318,12 @@ def run_lmplz(sentences: Iterable[Sequence[str]], order: int, out: str | Path, p
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
+            except BaseException:  # the text could not be read: stop lmplz before it sees an end of input
+                proc.kill()
+                proc.wait()
+                raise
             if proc.wait() != 0:
                 log.seek(0)
-                Path(str(out) + ".tmp").unlink(missing_ok=True)
                 raise ValueError(f"lmplz failed ({' '.join(cmd)}):\n{log.read()[-2000:]}")
     os.replace(str(out) + ".tmp", out)
 
@@ -338,6 +341,8 @@ def build_arpa(text: str | Path, order: int, out: str | Path, prune: Sequence[in
     "python", or "auto": lmplz when installed) and write ARPA to ``out``. Returns the backend used."""
     if backend not in ("auto", "lmplz", "python"):
         raise ValueError(f"unknown n-gram backend {backend!r} (auto, lmplz or python)")
+    if not Path(text).is_file():
+        raise FileNotFoundError(f"{text}: no such text file")
     if backend == "auto":
         backend = "lmplz" if kenlm_tool("lmplz") else "python"
     keep = top_words(text, vocab_limit) if vocab_limit else None
