@@ -135,6 +135,54 @@ def _discounts(adjusted: np.ndarray, n: int) -> np.ndarray:
     return np.array((0.0,) + FALLBACK_DISCOUNTS)
 
 
+def _adjusted_counts(orders: list[_Order]) -> list[np.ndarray]:
+    """Raw counts at the highest order and for n-grams starting with ``<s>``, else the number of
+    distinct words seen before the n-gram, N1+(. w) (continuation counts); 0 for ``<s>``."""
+    adjusted = []
+    for n, o in enumerate(orders, 1):
+        if n == len(orders):
+            a = o.raw.copy()
+        else:
+            a = np.bincount(orders[n].suffix, minlength=len(o.raw)).astype(np.int64)
+            if n > 1:
+                a = np.where(o.words[:, 0] == 1, o.raw, a)
+        adjusted.append(a)
+    adjusted[0][1] = 0
+    return adjusted
+
+
+def _kept(orders: list[_Order], thresholds: list[int], bad_word: np.ndarray) -> list[np.ndarray]:
+    """lmplz's pruning: raw count above the order's threshold and no word outside the kept
+    vocabulary; the special unigrams always stay."""
+    kept = []
+    for o, threshold in zip(orders, thresholds):
+        k = (o.raw > threshold) & ~bad_word[o.words].any(axis=1)
+        kept.append(k)
+    kept[0][: len(SPECIALS)] = True
+    return kept
+
+
+def _interpolate(orders: list[_Order], adjusted: list[np.ndarray],
+                 kept: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Interpolated probabilities of every n-gram and gamma of every context, order by order."""
+    probs, gammas = [], []
+    for n, (o, a, k) in enumerate(zip(orders, adjusted, kept), 1):
+        d = _discounts(a, n)
+        contexts = len(orders[n - 2].raw) if n > 1 else 1
+        denominator = np.maximum(np.bincount(o.context, weights=a, minlength=contexts), 1)
+        mass = np.where(k, d[np.minimum(a, 3)], a)  # discounted mass; pruned n-grams give all theirs
+        gamma = np.bincount(o.context, weights=mass, minlength=contexts) / denominator
+        uninterp = (a - d[np.minimum(a, 3)]) / denominator[o.context]
+        if n == 1:
+            p = uninterp + gamma[0] / (np.count_nonzero(k) - 1)  # uniform over the vocabulary but <s>
+            p[1] = 1.0
+        else:
+            p = uninterp + gamma[o.context] * probs[-1][o.suffix]
+        probs.append(p)
+        gammas.append(gamma)
+    return probs, gammas
+
+
 def estimate_kneser_ney(sentences: Iterable[Sequence[str]], order: int, prune: Sequence[int] = (),
                         keep_words: set[str] | None = None) -> NGramModel:
     """Interpolated modified Kneser-Ney estimate (module docstring). ``prune``: lmplz's thresholds
@@ -148,51 +196,15 @@ def estimate_kneser_ney(sentences: Iterable[Sequence[str]], order: int, prune: S
     thresholds += [thresholds[-1]] * (order - len(thresholds))
     vocab, seq, ends = _encode(sentences)
     orders = _count(seq, ends, len(vocab), order)
-
-    # adjusted counts: raw at the highest order and for n-grams starting with <s>, else N1+(. w)
-    adjusted = []
-    for n, o in enumerate(orders, 1):
-        if n == order:
-            a = o.raw.copy()
-        else:
-            a = np.bincount(orders[n].suffix, minlength=len(o.raw)).astype(np.int64)
-            if n > 1:
-                a = np.where(o.words[:, 0] == 1, o.raw, a)
-        adjusted.append(a)
-    adjusted[0][1] = 0  # <s> is never predicted
-
-    # pruning marks (specials are never pruned)
     bad_word = np.zeros(len(vocab), dtype=bool)
     if keep_words is not None:
         bad_word[len(SPECIALS):] = [w not in keep_words for w in vocab[len(SPECIALS):]]
-    kept = []
-    for n, o in enumerate(orders, 1):
-        k = (o.raw > thresholds[n - 1]) & ~bad_word[o.words].any(axis=1)
-        if n == 1:
-            k[: len(SPECIALS)] = True
-        kept.append(k)
-
-    # initial (uninterpolated) probabilities and gammas per context, then interpolation by order
-    probs, gammas = [], []
-    for n, (o, a, k) in enumerate(zip(orders, adjusted, kept), 1):
-        d = _discounts(a, n)
-        contexts = len(orders[n - 2].raw) if n > 1 else 1
-        denominator = np.bincount(o.context, weights=a, minlength=contexts)
-        mass = np.where(k, d[np.minimum(a, 3)], a)  # discounted mass; pruned n-grams give all theirs
-        gamma = np.bincount(o.context, weights=mass, minlength=contexts) / np.maximum(denominator, 1)
-        uninterp = (a - d[np.minimum(a, 3)]) / np.maximum(denominator[o.context], 1)
-        if n == 1:
-            uniform = 1.0 / (np.count_nonzero(k) - 1)
-            p = uninterp + gamma[0] * uniform
-            p[1] = 1.0
-        else:
-            p = uninterp + gamma[o.context] * probs[-1][o.suffix]
-        probs.append(p)
-        gammas.append(gamma)
+    kept = _kept(orders, thresholds, bad_word)
+    probs, gammas = _interpolate(orders, _adjusted_counts(orders), kept)
 
     model = NGramModel(vocab, [], [], [])
     for n, (o, p, k) in enumerate(zip(orders, probs, kept), 1):
-        backoff = np.zeros(len(o.raw))
+        backoff = np.zeros(len(o.raw))  # log10 gamma for contexts; none after </s> and <unk>
         if n < order:
             last = o.words[:, -1]
             is_context = (np.bincount(orders[n].context, minlength=len(o.raw)) > 0) & (last != 0) & (last != 2)
