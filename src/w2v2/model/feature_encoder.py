@@ -33,7 +33,9 @@ class ConvLayerBlock(nn.Module):
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         elif self.norm is not None:
             x = self.norm(x)
-        x = F.gelu(x)
+        # Without autograd (inference, frozen encoder) GELU runs in place: these are the largest
+        # activations of the network (512 x 32k frames for 10 s), and a fresh output each costs page faults.
+        x = F.gelu(x) if torch.is_grad_enabled() else torch.ops.aten.gelu_(x)
         if lengths is not None:
             lengths = conv_output_lengths(lengths, self.kernel, self.stride)
         return x, lengths
