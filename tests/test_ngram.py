@@ -4,13 +4,12 @@ of every context's distribution, and equality with KenLM's lmplz (skipped when K
 
 import gzip
 import math
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from w2v2.cli import main
 from w2v2.decode.lexicon import build_lexicon, read_lexicon
 from w2v2.decode.ngram import ArpaLM, build_binary, estimate_kneser_ney, kenlm_tool, read_sentences, run_lmplz, write_arpa
 
@@ -83,7 +82,7 @@ def compare_arpa(mine: ArpaLM, ref: ArpaLM, tol: float = 1e-4) -> None:
 def test_matches_lmplz(tmp_path, order, prune, limit):
     sentences = zipf_corpus(order)
     keep = {f"w{i}" for i in range(limit)} if limit else None
-    run_lmplz(sentences, order, tmp_path / "ref.arpa", prune, keep)
+    run_lmplz(sentences, order, tmp_path / "ref.arpa", prune, keep, memory="100M")
     compare_arpa(arpa_of(sentences, order, tmp_path, prune=prune, keep_words=keep), ArpaLM.read(tmp_path / "ref.arpa"))
 
 
@@ -91,7 +90,7 @@ def test_matches_lmplz(tmp_path, order, prune, limit):
 def test_matches_lmplz_on_book_text(tmp_path, shared_data):
     with gzip.open(shared_data / "lm" / "lm_text.txt.gz", "rt") as f:
         sentences = [line.split() for _, line in zip(range(3000), f)]
-    run_lmplz(sentences, 4, tmp_path / "ref.arpa")
+    run_lmplz(sentences, 4, tmp_path / "ref.arpa", memory="100M")
     compare_arpa(arpa_of(sentences, 4, tmp_path), ArpaLM.read(tmp_path / "ref.arpa"))
 
 
@@ -124,10 +123,8 @@ def test_cli_build(tmp_path):
     sentences = [[w.upper() for w in s] for s in zipf_corpus(3, 400, 40)]
     with gzip.open(text, "wt") as f:
         f.write("".join(" ".join(s) + "\n" for s in sentences))
-    out = subprocess.run([sys.executable, "-m", "w2v2.cli", "lm", "build", "--text", str(text), "--order", "3",
-                          "--out", str(tmp_path / "lm.arpa"), "--lexicon", str(tmp_path / "lex.txt"),
-                          "--vocab-limit", "20", "--backend", "python"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    assert main(["lm", "build", "--text", str(text), "--order", "3", "--out", str(tmp_path / "lm.arpa"),
+                 "--lexicon", str(tmp_path / "lex.txt"), "--vocab-limit", "20", "--backend", "python"]) == 0
     lm = ArpaLM.read(tmp_path / "lm.arpa")
     words = {w for (w,) in lm.entries[0]} - {"<s>", "</s>", "<unk>"}
     assert words == {w for w, _ in Counter(w for s in sentences for w in s).most_common(20)}

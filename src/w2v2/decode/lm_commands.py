@@ -33,7 +33,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     from .lexicon import build_lexicon
 
     start = time.time()
-    backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend)
+    backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend, args.memory)
     print(f"{args.order}-gram modified Kneser-Ney ({backend}) -> {args.out} in {time.time() - start:.1f} s")
     if args.binary:
         build_binary(args.out, args.binary)
@@ -86,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"): "
                    "lexicon words with other characters are left out")
     b.add_argument("--backend", choices=("auto", "lmplz", "python"), default="auto")
+    b.add_argument("--memory", default="1G", help="lmplz sort memory (-S): a size, or a share of RAM like 20%%")
     b.set_defaults(func=cmd_build)
 
     t = lm_sub.add_parser("train", help="word-level Transformer LM")

@@ -308,8 +308,10 @@ def build_binary(arpa: str | Path, out: str | Path) -> None:
 
 
 def run_lmplz(sentences: Iterable[Sequence[str]], order: int, out: str | Path, prune: Sequence[int] = (),
-              keep_words: set[str] | None = None, memory: str = "20%") -> None:
-    """Estimate with KenLM's ``lmplz`` (the model of :func:`estimate_kneser_ney`)."""
+              keep_words: set[str] | None = None, memory: str = "1G") -> None:
+    """Estimate with KenLM's ``lmplz`` (the model of :func:`estimate_kneser_ney`). ``memory``:
+    lmplz's sort memory ``-S`` (a size or a share of RAM such as "20%"; lmplz fills it, so a large
+    share costs seconds even on a tiny text; beyond it lmplz sorts on disk)."""
     lmplz = kenlm_tool("lmplz")
     if lmplz is None:
         raise FileNotFoundError("lmplz (KenLM) is not installed; `make kenlm` builds it into .venv/bin")
@@ -347,7 +349,7 @@ def top_words(path: str | Path, limit: int) -> set[str]:
 
 
 def build_arpa(text: str | Path, order: int, out: str | Path, prune: Sequence[int] = (),
-               vocab_limit: int | None = None, backend: str = "auto") -> str:
+               vocab_limit: int | None = None, backend: str = "auto", memory: str = "1G") -> str:
     """The ``w2v2 lm build`` pipeline: read ``text``, keep the ``vocab_limit`` most frequent words
     (others pruned, as lmplz ``--limit_vocab_file``), estimate with ``backend`` ("lmplz",
     "python", or "auto": lmplz when installed) and write ARPA to ``out``. Returns the backend used."""
@@ -359,7 +361,7 @@ def build_arpa(text: str | Path, order: int, out: str | Path, prune: Sequence[in
         backend = "lmplz" if kenlm_tool("lmplz") else "python"
     keep = top_words(text, vocab_limit) if vocab_limit else None
     if backend == "lmplz":
-        run_lmplz(read_sentences(text), order, out, prune, keep)
+        run_lmplz(read_sentences(text), order, out, prune, keep, memory)
     else:
         write_arpa(estimate_kneser_ney(read_sentences(text), order, prune, keep), out)
     return backend
