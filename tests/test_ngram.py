@@ -11,9 +11,11 @@ import pytest
 
 from w2v2.cli import main
 from w2v2.decode.lexicon import build_lexicon, read_lexicon
-from w2v2.decode.ngram import ArpaLM, build_binary, estimate_kneser_ney, kenlm_tool, read_sentences, run_lmplz, write_arpa
+from w2v2.decode.ngram import (ArpaLM, build_binary, estimate_kneser_ney, kenlm_tool, read_sentences,
+                               run_lmplz, write_arpa)
 
-needs_lmplz = pytest.mark.skipif(kenlm_tool("lmplz") is None, reason="KenLM's lmplz is not installed (`make kenlm` builds it)")
+needs_lmplz = pytest.mark.skipif(kenlm_tool("lmplz") is None,
+                                 reason="KenLM's lmplz is not installed (`make kenlm` builds it)")
 
 
 def zipf_corpus(seed: int, sentences: int = 3000, types: int = 300) -> list[list[str]]:
@@ -109,7 +111,8 @@ def test_sentence_scores_match_kenlm(tmp_path):
 
 
 def test_lexicon_format_and_filter(tmp_path):
-    n = build_lexicon(["HELLO", "DON'T", "HELLO", "NAÏVE"], tmp_path / "lex.txt", units=set("ABCDEFGHIJKLMNOPQRSTUVWXYZ'"))
+    units = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ'")
+    n = build_lexicon(["HELLO", "DON'T", "HELLO", "NAÏVE"], tmp_path / "lex.txt", units=units)
     assert n == 2
     assert (tmp_path / "lex.txt").read_text() == "HELLO\tH E L L O |\nDON'T\tD O N ' T |\n"
     assert read_lexicon(tmp_path / "lex.txt") == {"HELLO": [list("HELLO") + ["|"]], "DON'T": [list("DON'T") + ["|"]]}

@@ -114,17 +114,19 @@ class AdaptiveEmbedding(nn.Module):
             inside = (targets >= lo) & (targets < hi)
             if inside.any():
                 tail = torch.log_softmax(self._logits(h[inside], i).float(), dim=-1)
-                out[inside] = head[inside, self.bounds[1] + i - 1] + tail.gather(-1, (targets[inside] - lo)[:, None]).squeeze(-1)
+                in_tail = tail.gather(-1, (targets[inside] - lo)[:, None]).squeeze(-1)
+                out[inside] = head[inside, self.bounds[1] + i - 1] + in_tail
         return out
 
 
 class TransformerLM(nn.Module):
-    """Causal word Transformer; ``forward`` gives next-word logits at every position."""
+    """Causal word Transformer; ``forward`` gives next-word log-probabilities at every position."""
 
     def __init__(self, cfg: TransformerLMConfig, vocab: dict[str, int]) -> None:
         super().__init__()
         if sorted(vocab.values()) != list(range(cfg.vocab_size)) or EOS not in vocab or UNK not in vocab:
-            raise ValueError(f"vocabulary must map {cfg.vocab_size} words (with {EOS} and {UNK}) to 0..{cfg.vocab_size - 1}")
+            raise ValueError(f"vocabulary must map {cfg.vocab_size} words (with {EOS} and {UNK}) "
+                             f"to 0..{cfg.vocab_size - 1}")
         self.cfg = cfg
         self.vocab = vocab
         self.bos_id = self.eos_id = vocab[EOS]
