@@ -24,13 +24,14 @@ class Budget:
     lm_steps: int
     tune_trials: int
     beam_size: int
+    transformer_beam: int  # the Transformer LM is queried per hypothesis: a smaller beam
 
 
 SCALES = {
     # a few minutes: checks that every stage runs and the report is complete
-    "ci": Budget("tiny", 10, 1.0, 2e-3, 2 * 64000, 10, 0.5, 1e-3, 160_000, 5, 0.1, 3, 10, 1, 5),
+    "ci": Budget("tiny", 10, 1.0, 5e-4, 2 * 64000, 10, 0.5, 1e-3, 160_000, 5, 0.1, 3, 10, 1, 5, 4),
     # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
-    "demo": Budget("tiny", 1200, 7.0, 2e-3, 8 * 64000, 400, 1.4, 1e-3, 640_000, 100, 0.1, 4, 300, 8, 50),
+    "demo": Budget("tiny", 500, 7.0, 5e-4, 8 * 64000, 250, 1.4, 1e-3, 640_000, 100, 0.1, 4, 300, 8, 50, 8),
     # real speech on 2 CPU cores in about an hour
-    "real": Budget("tiny", 4000, 22.0, 2e-3, 8 * 64000, 1500, 4.5, 1e-3, 640_000, 250, 0.1, 4, 1500, 12, 100),
+    "real": Budget("tiny", 1500, 24.0, 5e-4, 8 * 64000, 600, 4.5, 1e-3, 640_000, 250, 0.1, 4, 1500, 12, 100, 8),
 }

@@ -76,19 +76,21 @@ def run_lowres(args: argparse.Namespace) -> Path:
                                   "--steps", str(b.lm_steps)], tlm)
     decoders = {"greedy": [], "ngram": ["--lm", str(arpa), "--lexicon", str(lexicon)],
                 "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)]}
-    for _, _, name in runs:
-        ft = out / "finetune" / name
-        model = str(ft / "best")
-        for dec in ("ngram", "transformer"):
-            trials = b.tune_trials if dec == "ngram" else max(1, b.tune_trials // 4)
-            runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
-                                              "--trials", str(trials), "--beam-size", str(b.beam_size),
-                                              *decoders[dec]], ft / f"tune-{dec}")
-        for test in tests:
-            for dec in decoders:
-                runner.run(f"evaluate {name} {test.stem} {dec}",
-                           ["evaluate", model, str(test), "--decoder", dec, "--out",
-                            str(ft / "eval" / f"{test.stem}-{dec}")], ft / "eval" / f"{test.stem}-{dec}")
+    searches = {"ngram": (b.tune_trials, b.beam_size), "transformer": (max(1, b.tune_trials // 4), b.transformer_beam)}
+    for group in (["greedy", "ngram"], ["transformer"]):  # the slow Transformer-LM search last
+        for _, _, name in runs:
+            ft = out / "finetune" / name
+            model = str(ft / "best")
+            for dec in (d for d in group if d in args.decoders):
+                if dec in searches:
+                    trials, beam = searches[dec]
+                    runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
+                                                      "--trials", str(trials), "--beam-size", str(beam),
+                                                      *decoders[dec]], ft / f"tune-{dec}")
+                for test in tests:
+                    runner.run(f"evaluate {name} {test.stem} {dec}",
+                               ["evaluate", model, str(test), "--decoder", dec, "--out",
+                                str(ft / "eval" / f"{test.stem}-{dec}")], ft / "eval" / f"{test.stem}-{dec}")
     first = out / "finetune" / f"{labeled[0].stem}-pretrained" / "eval" / f"{tests[0].stem}"
     runner.run("error analysis", ["analyze", "errors", f"{first}-greedy/hyps.tsv", "--lm-hyps",
                                   f"{first}-ngram/hyps.tsv", "--lm-text", args.lm_text, "--out-dir",
@@ -108,5 +110,8 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
     q.add_argument("--lm-text", required=True, help="LM training text (.txt or .txt.gz), one sentence per line")
     q.add_argument("--out", required=True)
     q.add_argument("--scale", default="demo", choices=sorted(SCALES), help="compute budget of every stage")
+    q.add_argument("--decoders", nargs="+", default=["greedy", "ngram", "transformer"],
+                   choices=["greedy", "ngram", "transformer"], help="decoders to evaluate (greedy and ngram are "
+                   "needed for the error analysis)")
     q.add_argument("--seed", type=int, default=1)
     q.set_defaults(func=run_lowres)
