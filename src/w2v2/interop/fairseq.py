@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..config import W2V2Config
+from .keys import rename_state
 from .model_dir import PREFIX
 from .unpickler import load_checkpoint, plain
 
@@ -219,24 +220,7 @@ def apply_finetuning(cfg: W2V2Config, finetune: dict, source: str) -> None:
 
 def state_from_fairseq(sd: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """fairseq Wav2Vec2Model keys -> w2v2 keys; q/k/v fused into one projection."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in sd.items():
-        m = re.fullmatch(_QKV, key)
-        if m:
-            qkv.setdefault(f"{PREFIX}encoder.layers.{m[1]}.attention.qkv.{m[3]}", {})[m[2]] = value
-            continue
-        for pattern, template in _RENAMES:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, template, key)] = value
-                break
-        else:
-            raise ValueError(f"{source}: unexpected fairseq weight {key!r}")
-    for name, parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            raise ValueError(f"{source}: {name} lacks one of q/k/v")
-        out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    return out
+    return rename_state(sd, _RENAMES, _QKV, source)
 
 
 def read_dictionary(path: str | Path, size: int) -> dict[str, int]:

@@ -16,16 +16,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import W2V2Config
+from .keys import rename_state
 from .model_dir import PREFIX, atomic_write, full_state_dict
 
 _POS = "encoder.pos_conv_embed.conv."
 _PLAIN = [  # (HF regex, w2v2 template), applied to keys without the ``wav2vec2.`` prefix
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
+     PREFIX + "encoder.pos_conv.weight_g"),
+    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
+     PREFIX + "encoder.pos_conv.weight_v"),
+    (r"encoder\.pos_conv_embed\.conv\.bias", PREFIX + "encoder.pos_conv.bias"),
     (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(.+)", PREFIX + r"feature_extractor.conv_layers.\1.norm.\2"),
     (r"(feature_extractor|feature_projection|encoder)\.(.+)", PREFIX + r"\1.\2"),
     (r"masked_spec_embed", PREFIX + "mask_emb"),
     (r"project_hid\.(.+)", r"final_proj.\1"),
     (r"(quantizer|project_q|lm_head)\.(.+)", r"\1.\2"),
 ]
+_QKV = r"encoder\.layers\.(\d+)\.attention\.([qkv])_proj\.(weight|bias)"
 
 
 def config_from_hf(hf: dict[str, Any], normalize: bool | None = None) -> W2V2Config:
@@ -89,29 +96,8 @@ def config_to_hf(cfg: W2V2Config, architecture: str) -> dict[str, Any]:
 
 def state_from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename transformers keys to w2v2's; fuse q/k/v into one projection; resolve weight norm."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in sd.items():
-        k = key[len(PREFIX):] if key.startswith(PREFIX) else key
-        if k.startswith(_POS):
-            rest = k[len(_POS):]
-            rest = {"parametrizations.weight.original0": "weight_g",
-                    "parametrizations.weight.original1": "weight_v"}.get(rest, rest)
-            out[PREFIX + "encoder.pos_conv." + rest] = value
-            continue
-        m = re.fullmatch(r"(encoder\.layers\.\d+\.attention)\.([qkv])_proj\.(weight|bias)", k)
-        if m:
-            qkv.setdefault(f"{PREFIX}{m[1]}.qkv.{m[3]}", {})[m[2]] = value
-            continue
-        for pattern, template in _PLAIN:
-            if re.fullmatch(pattern, k):
-                out[re.sub(pattern, template, k)] = value
-                break
-        else:
-            raise ValueError(f"unexpected transformers weight {key!r}")
-    for name, parts in qkv.items():
-        out[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    return out
+    plain = {k[len(PREFIX):] if k.startswith(PREFIX) else k: v for k, v in sd.items()}
+    return rename_state(plain, _PLAIN, _QKV, "transformers checkpoint")
 
 
 def state_to_hf(sd: dict[str, torch.Tensor], encoder_prefix: str) -> dict[str, torch.Tensor]:
