@@ -10,7 +10,6 @@ word. Characters are aligned over the whole utterance, the space included (shown
 from __future__ import annotations
 
 import csv
-import gzip
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import jiwer
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..decode.ngram import read_sentences
 from .report import markdown_table, save_figure, write_text
 
 SPACE = "␣"
@@ -59,15 +59,7 @@ def read_hypotheses(path: str | Path) -> list[Hypothesis]:
 
 def read_lm_vocabulary(path: str | Path) -> set[str]:
     """The words of a language-model text (plain or .gz, one sentence per line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: LM text not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return {w for line in f for w in line.split()}
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise ValueError(f"{path}: unreadable LM text: {e}") from e
+    return {w for words in read_sentences(path) for w in words}
 
 
 def edit_ops(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str | None, str | None]]:
