@@ -138,12 +138,12 @@ class Param(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.ones(4))
 
 
-def make_trainer(tmp_path, corpus, bad, **kw):
+def make_trainer(tmp_path, corpus, bad, resume=False, **kw):
     from w2v2.data.manifest import read_manifest
     from w2v2.train.config import TrainConfig
     cfg = TrainConfig(max_updates=6, lr=0.1, precision="fp32", num_workers=0, max_tokens=30000,
                       max_sample_size=16000, min_sample_size=4000, validate_every=100, save_every=100, **kw)
-    return Trainer(NaNTask(bad), Param(), read_manifest(corpus[0]), cfg, tmp_path / "run", {})
+    return Trainer(NaNTask(bad), Param(), read_manifest(corpus[0]), cfg, tmp_path / "run", {}, resume=resume)
 
 
 def test_non_finite_updates_are_skipped_and_counted(tmp_path, corpus):
@@ -173,7 +173,9 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, corpus):
     trainer = make_trainer(tmp_path, corpus, bad=set())
     trainer.model_config_dict = {"encoder_layers": 2}
     trainer.save(is_best=False)
-    other = make_trainer(tmp_path, corpus, bad=set())
+    with pytest.raises(ValueError, match="already holds checkpoints: pass --resume"):
+        make_trainer(tmp_path, corpus, bad=set())
+    other = make_trainer(tmp_path, corpus, bad=set(), resume=True)
     other.model_config_dict = {"encoder_layers": 4}
     with pytest.raises(ValueError, match=r"another model configuration \(differs in \['encoder_layers'\]\)"):
         other.resume()

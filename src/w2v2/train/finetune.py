@@ -146,8 +146,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     out = Path(args.out)
     recipe = RECIPES[args.recipe]
     tcfg = train_config_from_args(args, finetune_defaults(recipe, args.max_updates))
-    if any((out / "checkpoints").glob("checkpoint_*.pt")) and not args.resume:
-        raise ValueError(f"{out} already holds checkpoints: pass --resume to continue, or choose a new --out")
     train = read_manifest(args.train)
     valid = read_manifest(args.valid)
     encoder, base_cfg = initial_encoder(args.init, args.arch, tcfg.seed)
@@ -163,7 +161,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
     task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown)
-    trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict())
+    trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
         print(f"fine-tuning done: {result['num_updates']} updates, best dev WER {result['best']:.2f}%, "

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..data.dataset import Batch, make_loader
 from ..data.manifest import Entry
-from .checkpoint import latest_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device
 from .logs import RunLog
@@ -65,8 +65,13 @@ def _seed(*parts: int) -> int:
 
 class Trainer:
     def __init__(self, task: Task, model: nn.Module, entries: list[Entry], cfg: TrainConfig, run_dir: Path,
-                 model_config_dict: dict[str, Any]) -> None:
+                 model_config_dict: dict[str, Any], resume: bool = False) -> None:
+        """``resume``: continue from the run directory's last checkpoint; without it, a directory
+        that already holds checkpoints is refused rather than overwritten."""
         self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        if list_checkpoints(self.run_dir) and not resume:
+            raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue, "
+                             "or choose a new output directory")
         self.device = pick_device(cfg.device)
         self.dist: DistInfo = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.world_size > 1:

@@ -117,15 +117,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed if args.seed is not None else 1)
         model = build_pretraining_model(cfg)
     tcfg = train_config_from_args(args, pretrain_defaults(args.preset))
-    if any((out / "checkpoints").glob("checkpoint_*.pt")) and not args.resume:
-        raise ValueError(f"{out} already holds checkpoints: pass --resume to continue, or choose a new --out")
     entries = read_manifest(args.train)
     if args.valid:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_valid(entries, 0.03, tcfg.seed)
     task = PretrainTask(cfg, valid, tcfg.max_tokens, tcfg.max_sample_size, tcfg.seed)
-    trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict())
+    trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
         print(f"pre-training done: {result['num_updates']} updates, best valid loss {result['best']:.4f}, "
