@@ -4,12 +4,14 @@ repetitive corpus, save/load and the `w2v2 lm train` command."""
 
 import json
 import math
+import random
+from collections import Counter
 
 import pytest
 import torch
 
 from w2v2.cli import main
-from w2v2.decode.lm_train import TrainOptions, build_vocab, split_heldout, train
+from w2v2.decode.lm_train import TrainOptions, batches, build_vocab, split_heldout, train
 from w2v2.decode.transformer_lm import (TransformerLM, TransformerLMConfig, load_transformer_lm, perplexity,
                                         save_transformer_lm)
 
@@ -109,7 +111,8 @@ def test_long_sentences_use_sliding_windows():
     windows = list(model.windows(model.ids(sentence)))
     hand = 0.0
     for k, (inputs, targets, skip) in enumerate(windows):
-        assert inputs == tokens[4 * k: 4 * k + 8] and targets == tokens[4 * k + 1: 4 * k + 9]
+        end = min(4 * k + 8, len(tokens) - 1)
+        assert inputs == tokens[4 * k: end] and targets == tokens[4 * k + 1: end + 1]
         assert skip == (0 if k == 0 else 4)  # counted targets see at least 4 tokens of history
         with torch.no_grad():
             logp = model(torch.tensor([inputs]))[0]
@@ -117,6 +120,20 @@ def test_long_sentences_use_sliding_windows():
     counted = [t for _, targets, skip in windows for t in targets[skip:]]
     assert counted == tokens[1:]  # every target exactly once
     assert model.score_sentences([sentence, ["the"]], batch_size=3)[0] == pytest.approx(hand, abs=1e-4)
+
+
+def test_batches_cover_every_target_once_per_pass():
+    model = toy_model(context=8)
+    rng = random.Random(0)
+    sentences = [rng.choices(WORDS + ["zebra"], k=rng.randint(0, 20)) for _ in range(40)]
+    n = sum(1 for s in sentences for _ in model.windows(model.ids(s)))
+    data = batches(model, sentences, 4, seed=0)
+    seen = Counter()
+    for _ in range(-(-n // 4)):
+        inputs, targets = next(data)
+        assert inputs.shape == targets.shape and inputs.shape[1] <= 8
+        seen.update(targets[targets >= 0].tolist())
+    assert seen == Counter(t for s in sentences for t in model.ids(s) + [model.eos_id])
 
 
 def test_training_on_a_repetitive_corpus_reaches_low_perplexity():

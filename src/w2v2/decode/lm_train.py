@@ -57,23 +57,29 @@ def batches(model: TransformerLM, sentences: list[list[str]], batch_size: int,
             seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless (inputs, targets) batches of the sentences' context windows, shuffled, padded after
     grouping windows of similar length (padding targets are -100)."""
-    examples = [(inp, tgt[skip:], skip) for s in sentences for inp, tgt, skip in model.windows(model.ids(s))]
+    flat: list[int] = []
+    examples = []  # (offset in flat, inputs length, first target counted); targets = inputs shifted by one
+    for s in sentences:
+        for inputs, targets, skip in model.windows(model.ids(s)):
+            examples.append((len(flat), len(inputs), skip))
+            flat += inputs + targets[-1:]
+    tokens = torch.tensor(flat, dtype=torch.long)
     rng = random.Random(seed)
     while True:
         rng.shuffle(examples)
         group = batch_size * 50
         chunks = []
         for g in range(0, len(examples), group):
-            part = sorted(examples[g: g + group], key=lambda e: len(e[0]))
+            part = sorted(examples[g: g + group], key=lambda e: e[1])
             chunks += [part[b: b + batch_size] for b in range(0, len(part), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
-            width = max(len(e[0]) for e in chunk)
+            width = max(n for _, n, _ in chunk)
             inputs = torch.full((len(chunk), width), model.eos_id, dtype=torch.long)
             targets = torch.full((len(chunk), width), -100, dtype=torch.long)
-            for row, (inp, tgt, skip) in enumerate(chunk):
-                inputs[row, : len(inp)] = torch.tensor(inp)
-                targets[row, skip: skip + len(tgt)] = torch.tensor(tgt)
+            for row, (offset, n, skip) in enumerate(chunk):
+                inputs[row, :n] = tokens[offset: offset + n]
+                targets[row, skip:n] = tokens[offset + 1 + skip: offset + 1 + n]
             yield inputs, targets
 
 

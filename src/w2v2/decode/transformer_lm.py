@@ -169,9 +169,9 @@ class TransformerLM(nn.Module):
         stride = max(1, c // 2)
         start = 0
         while True:
-            inputs, targets = tokens[start: start + c], tokens[start + 1: start + c + 1]
-            yield inputs, targets, 0 if start == 0 else c - stride
-            if start + c + 1 >= len(tokens):
+            end = min(start + c, len(tokens) - 1)
+            yield tokens[start:end], tokens[start + 1: end + 1], 0 if start == 0 else c - stride
+            if end == len(tokens) - 1:
                 return
             start += stride
 
