@@ -67,7 +67,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
             "--lr", str(b.finetune_lr), "--max-tokens", str(b.finetune_max_tokens),
             "--validate-every", str(b.validate_every), "--save-every", str(b.validate_every),
             "--freeze-encoder-updates", str(round(b.freeze_fraction * b.finetune_updates) if init == "pretrained" else 0),
-            "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
+            "--best-by", "cer", "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),

@@ -87,12 +87,12 @@ def usable_entries(entries: list[Entry], vocab: Vocabulary, cfg: W2V2Config, unk
 
 
 class FinetuneTask:
-    metric = "wer"
     bar_keys = ("loss", "lr", "gnorm")
     crop_to_shortest = False
 
     def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
-                 unknown: str) -> None:
+                 unknown: str, metric: str = "wer") -> None:
+        self.metric = metric  # model selection: dev WER (the paper), or CER when WER says little
         self.cfg, self.vocab, self.valid, self.freeze_updates, self.unknown = cfg, vocab, valid, freeze_updates, unknown
         self.normalize = cfg.normalize
         self.find_unused_parameters = True  # LayerDrop and the frozen phase leave parameters unused
@@ -160,11 +160,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     model.wav2vec2.feature_grad_mult = 0.0
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
-    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown)
+    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by)
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
-        print(f"fine-tuning done: {result['num_updates']} updates, best dev WER {result['best']:.2f}%, "
+        print(f"fine-tuning done: {result['num_updates']} updates, best dev {args.best_by.upper()} {result['best']:.2f}%, "
               f"{dropped} training utterances dropped (too short for their transcript), {dropped_valid} dev; "
               f"model: {out / 'best'}")
 
@@ -181,6 +181,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unknown", default="error", choices=["error", "map", "drop"],
                    help="characters outside the vocabulary: refuse, map to <unk>, or drop (with a warning)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model config field")
+    p.add_argument("--best-by", default="wer", choices=["wer", "cer"],
+                   help="dev metric that selects the best checkpoint (CER for very small budgets, where the WER "
+                        "stays at or above 100%% while the letters already improve)")
     p.add_argument("--resume", action="store_true")
     add_train_options(p, finetune_defaults(RECIPES["10min"], None))
     p.set_defaults(func=cmd_finetune)
