@@ -1,14 +1,14 @@
 """Forward-pass speed and memory of w2v2 BASE against transformers' Wav2Vec2Model, identical weights.
 
-    .venv/bin/python benchmarks/forward.py            # the full run behind README.md (~10 min, 2 cores)
+    .venv/bin/python benchmarks/forward.py            # full run (~10 min on the idle 2-core machine)
     .venv/bin/python benchmarks/forward.py --quick    # 2 rounds, lengths 5-20 s (~3 min)
 
 Each timed group interleaves the implementations and a 4096^3 matmul (this CPU's peak, measured in the
 same minutes) in rounds A B C M, M C B A, ...; the figures are medians over ``--reps`` rounds after
 ``--warmup`` rounds, the speed-ups medians of the per-round ratios. Peak memory is measured in a fresh
 subprocess per implementation and configuration (peak_rss.py). FLOPs are counted analytically
-(flop_count.py) and cross-checked with torch's FlopCounterMode. Writes forward.md, forward.json and
-forward.png to ``--out``.
+(flop_count.py) and cross-checked with torch's FlopCounterMode. Writes results.md, results.json and
+forward.png to ``--out`` (default benchmarks/forward/).
 """
 
 from __future__ import annotations
@@ -127,19 +127,21 @@ def check_parity(ours: nn.Module, theirs: nn.Module) -> dict[str, float]:
     return diffs
 
 
-def probe_memory(impl: str, dtype: str, seconds: tuple[float, ...]) -> int:
-    """Child-process side: peak RSS increase of one warm forward of one implementation (random
-    weights: the values do not change the memory)."""
+def probe_memory(impl: str, dtype: str, seconds: tuple[float, ...], warmup: int) -> int:
+    """Child-process side: peak RSS increase of one forward of one implementation after ``warmup``
+    forwards (with none, one-time oneDNN allocations count too). Random weights: the values do not
+    change the memory."""
     model = (build_hf() if impl == HF else build_model(preset("base"))).eval()
     wave, lengths = padded_batch(seconds)
     run = forward_fn(impl, model, wave, lengths, dtype)
-    run()  # warm-up: one-time allocations (oneDNN primitives) are not counted
+    for _ in range(warmup):
+        run()
     return peak_increase_bytes(run)
 
 
-def memory_in_subprocess(impl: str, dtype: str, seconds: tuple[float, ...]) -> int:
-    cmd = [sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--probe", impl, dtype,
-           *map(str, seconds)]
+def memory_in_subprocess(impl: str, dtype: str, seconds: tuple[float, ...], warmup: int) -> int:
+    cmd = [sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--warmup", str(warmup),
+           "--probe", impl, dtype, *map(str, seconds)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return int(json.loads(out.strip().splitlines()[-1])["peak_bytes"])
 
@@ -192,9 +194,10 @@ def run_scaling(ours: nn.Module, theirs: nn.Module, lengths: list[float], reps: 
     return rows
 
 
-def add_memory(rows: list[dict], key: Callable[[dict], tuple[str, str, tuple[float, ...]]], desc: str) -> None:
+def add_memory(rows: list[dict], key: Callable[[dict], tuple[str, str, tuple[float, ...]]], warmup: int,
+               desc: str) -> None:
     for row in tqdm(rows, desc=desc, unit="process"):
-        row["peak_mb"] = memory_in_subprocess(*key(row)) / 2 ** 20
+        row["peak_mb"] = memory_in_subprocess(*key(row), warmup) / 2 ** 20
 
 
 def fmt_table(header: list[str], rows: list[list[object]]) -> str:
@@ -203,7 +206,9 @@ def fmt_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def report(info: dict, parity: dict, flop_check: dict, main: list[dict], scaling: list[dict]) -> str:
+def report(results: dict) -> str:
+    info, parity, flop_check = results["machine"], results["parity"], results["flops"]
+    main, scaling = results["main"], results["scaling"]
     mem = lambda r: f"{r['peak_mb']:.1f}" if "peak_mb" in r else "-"  # noqa: E731
     out = [f"{info['date_utc']} UTC, {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
            f"({info['torch_threads']} threads), transformers {info['transformers']}; "
@@ -270,7 +275,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--quick", action="store_true", help="--reps 2 --lengths 5 10 20")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "forward")
     p.add_argument("--probe", nargs="+", metavar="ARG", help=argparse.SUPPRESS)  # IMPL DTYPE SECONDS...
     args = p.parse_args(argv)
     if args.quick:
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.probe:
         impl, dtype, *secs = args.probe
-        print(json.dumps({"peak_bytes": probe_memory(impl, dtype, tuple(map(float, secs)))}))
+        print(json.dumps({"peak_bytes": probe_memory(impl, dtype, tuple(map(float, secs)), args.warmup)}))
         return
     info = machine()
     ours, theirs = build_pair()
@@ -297,21 +302,30 @@ def main(argv: list[str] | None = None) -> None:
     parts = forward_flops(cfg, 1, ten_s.shape[1])
     flop_check = {"parts": parts, "analytic": sum(parts.values()), "counted": counted_flops(ours, ten_s),
                   "attention": parts["attention (QK^T, AV)"]}
-    main_rows = run_main(ours, theirs, MAIN_CASES, args.reps, args.warmup)
-    scaling = run_scaling(ours, theirs, args.lengths, args.scaling_reps, args.warmup, args.scaling_dtype)
+    results = {"machine": info, "parity": parity, "flops": flop_check, "main": [], "scaling": []}
+    results["main"] = run_main(ours, theirs, MAIN_CASES, args.reps, args.warmup)
+    save(results, args.out)
     if not args.no_memory:
-        add_memory(main_rows, lambda r: (r["impl"], r["dtype"], r["seconds"]), "peak memory (main)")
-        add_memory(scaling, lambda r: (r["impl"], r["dtype"], (r["seconds"],)), "peak memory (scaling)")
-    info["load_end"] = os.getloadavg()
-    text = report(info, parity, flop_check, main_rows, scaling)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "forward.md").write_text(text)
-    (args.out / "forward.json").write_text(json.dumps(
-        {"machine": info, "parity": parity, "flops": flop_check, "main": main_rows, "scaling": scaling}, indent=1))
-    plot(main_rows, scaling, args.out / "forward.png")
-    print(f"wrote {args.out}/forward.md, forward.json, forward.png")
+        add_memory(results["main"], lambda r: (r["impl"], r["dtype"], r["seconds"]), args.warmup, "peak memory (main)")
+        save(results, args.out)
+    if args.lengths:
+        results["scaling"] = run_scaling(ours, theirs, args.lengths, args.scaling_reps, args.warmup,
+                                         args.scaling_dtype)
+        save(results, args.out)
+        if not args.no_memory:
+            add_memory(results["scaling"], lambda r: (r["impl"], r["dtype"], (r["seconds"],)), args.warmup,
+                       "peak memory (scaling)")
+            save(results, args.out)
+    print(report(results))
 
+
+def save(results: dict, out: Path) -> None:
+    """Written after every phase, so that an interrupted run still leaves what it measured."""
+    results["machine"]["load_end"] = os.getloadavg()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(report(results))
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    plot(results["main"], results["scaling"], out / "forward.png")
 
 if __name__ == "__main__":
     main()
