@@ -72,8 +72,9 @@ def run_lowres(args: argparse.Namespace) -> Path:
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),
                              "--lexicon", str(lexicon)], lm / "ngram")
-    runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
-                                  "--steps", str(b.lm_steps)], tlm)
+    if "transformer" in args.decoders:
+        runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
+                                      "--steps", str(b.lm_steps)], tlm)
     decoders = {"greedy": [], "ngram": ["--lm", str(arpa), "--lexicon", str(lexicon)],
                 "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)]}
     searches = {"ngram": (b.tune_trials, b.beam_size), "transformer": (max(1, b.tune_trials // 4), b.transformer_beam)}
