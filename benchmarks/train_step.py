@@ -16,9 +16,10 @@ One update = forward in train mode (dropout, Gumbel noise, span masks) + backwar
 
 LayerDrop is set to 0 in both so that every update does the same work. Rounds interleave the two
 implementations (A B, B A, ...); the figures are medians over ``--reps`` rounds after ``--warmup``,
-the speed-ups medians of the per-round ratios. Peak memory is the peak RSS increase of one warm update
+the speed-ups medians of the per-round ratios, of process CPU time (robust on a shared machine with
+``--threads 1``) and of wall time. Peak memory is the peak RSS increase of one warm update
 (activations, gradients, optimizer transients) in a fresh subprocess per implementation.
-Writes train_step.md, train_step.json and train_step.png to ``--out``.
+Writes train_step.md, train_step.json and train_step.png to ``--out`` (after every case).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
-from forward import fmt_table, interleaved, machine
+from forward import fmt_table, machine
 from peak_rss import peak_increase_bytes
 from w2v2.config import W2V2Config
 from w2v2.interop.hf import config_to_hf, state_to_hf
@@ -81,8 +82,8 @@ class Case:
 
 
 CASES = [Case(task, size, b, s, dtype)
-         for task, size, b, s in (("pretrain", "tiny", 8, 4.0), ("pretrain", "base", 2, 4.0),
-                                  ("finetune", "tiny", 8, 4.0), ("finetune", "base", 4, 6.0))
+         for task, size, b, s in (("pretrain", "base", 2, 4.0), ("finetune", "base", 4, 6.0),
+                                  ("pretrain", "tiny", 8, 4.0), ("finetune", "tiny", 8, 4.0))
          for dtype in ("fp32", "bf16")]
 CASES_BY_KEY = {c.key: c for c in CASES}
 
@@ -204,16 +205,38 @@ def check_parity(case: Case, ours: nn.Module, theirs: nn.Module) -> float:
     return diff
 
 
+def timed_rounds(fns: dict[str, Callable[[], object]], reps: int, warmup: int,
+                 bar: tqdm) -> dict[str, dict[str, list[float]]]:
+    """Wall and process CPU seconds per call; the order alternates every round (A B, B A, ...).
+
+    With one torch thread the CPU time is the update's own compute, which other processes on a
+    shared machine stretch far less than its wall time."""
+    names = list(fns)
+    times: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in names}
+    for r in range(warmup + reps):
+        for n in names if r % 2 == 0 else names[::-1]:
+            w0, c0 = time.perf_counter(), time.process_time()
+            fns[n]()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            if r >= warmup:
+                times[n]["wall"].append(wall)
+                times[n]["cpu"].append(cpu)
+            bar.update()
+    return times
+
+
 def run_case(case: Case, reps: int, warmup: int, bar: tqdm) -> dict:
     ours, theirs = build_pair(case)
     parity = check_parity(case, ours, theirs) if case.dtype == "fp32" else None
     wave, targets = make_batch(case)
     helper: list[float] = []
     fns = {impl: update_fn(case, impl, theirs if impl == HF else ours, wave, targets, helper) for impl in IMPLS}
-    times = interleaved(fns, reps, warmup, bar)
+    times = timed_rounds(fns, reps, warmup, bar)
+    ratio = lambda kind: statistics.median(h / w for h, w in zip(times[HF][kind], times["w2v2"][kind]))  # noqa: E731
     return {"key": case.key, "label": case.label, "task": case.task, "dtype": case.dtype, "parity": parity,
-            "ms": {impl: 1e3 * statistics.median(ts) for impl, ts in times.items()},
-            "speedup": statistics.median(h / w for h, w in zip(times[HF], times["w2v2"])),
+            "ms": {impl: 1e3 * statistics.median(ts["cpu"]) for impl, ts in times.items()},
+            "wall_ms": {impl: 1e3 * statistics.median(ts["wall"]) for impl, ts in times.items()},
+            "speedup": ratio("cpu"), "wall_speedup": ratio("wall"),
             "hf_helpers_ms": 1e3 * statistics.median(helper) if helper else None,
             "audio_s": case.batch * case.seconds, "times": times}
 
@@ -259,10 +282,12 @@ def report(info: dict, rows: list[dict]) -> str:
            f"{info['hf_attention']}; load average {info['load_start'][0]:.2f} at start, "
            f"{info['load_end'][0]:.2f} at end", ""]
     out.append(fmt_table(
-        ["update", "dtype", "w2v2 ms", "transformers ms", "speed-up", "goal", "transformers helpers ms",
-         "w2v2 audio s/s", "w2v2 peak MB", "transformers peak MB", "parity (fp32, eval)"],
+        ["update", "dtype", "w2v2 CPU ms", "transformers CPU ms", "speed-up (CPU)", "goal", "speed-up (wall)",
+         "transformers helpers ms", "w2v2 audio s/CPU s", "w2v2 peak MB", "transformers peak MB",
+         "parity (fp32, eval)"],
         [[r["label"], r["dtype"], f"{r['ms']['w2v2']:.0f}", f"{r['ms'][HF]:.0f}", f"{r['speedup']:.2f}x",
-          f"{GOALS[r['task']]}x", f"{r['hf_helpers_ms']:.1f}" if r["hf_helpers_ms"] is not None else "-",
+          f"{GOALS[r['task']]}x", f"{r['wall_speedup']:.2f}x",
+          f"{r['hf_helpers_ms']:.1f}" if r["hf_helpers_ms"] is not None else "-",
           f"{r['audio_s'] / r['ms']['w2v2'] * 1e3:.2f}", mem(r, "w2v2"), mem(r, HF),
           f"{r['parity']:.1e}" if r["parity"] is not None else "-"] for r in rows]))
     return "\n".join(out) + "\n"
@@ -279,7 +304,7 @@ def plot(rows: list[dict], path: Path) -> None:
         axes[0].axvline(goal, color="tab:red" if task == "pretrain" else "tab:orange", ls="--", lw=1,
                         label=f"{task} goal {goal}x")
     axes[0].axvline(1.0, color="k", lw=1)
-    axes[0].set_xlabel("update speed-up vs transformers (median of paired ratios)")
+    axes[0].set_xlabel("update speed-up vs transformers (CPU time, median of paired ratios)")
     axes[0].legend(loc="lower right")
     axes[0].invert_yaxis()
     if all("peak_mb" in r for r in rows):
@@ -328,19 +353,19 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     info["hf_attention"] = build_theirs(cases[0]).config._attn_implementation
     rows = []
-    with tqdm(total=len(cases) * len(IMPLS) * (args.warmup + args.reps), desc="A/B updates", unit="update") as bar:
-        for case in cases:
-            rows.append(run_case(case, args.reps, args.warmup, bar))
-    if not args.no_memory:
-        for row in tqdm(rows, desc="peak memory", unit="case"):
-            row["peak_mb"] = {impl: memory_in_subprocess(row["key"], impl) / 2 ** 20 for impl in IMPLS}
-    info["load_end"] = os.getloadavg()
-    text = report(info, rows)
-    print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_step.md").write_text(text)
-    (args.out / "train_step.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
-    plot(rows, args.out / "train_step.png")
+    with tqdm(total=len(cases) * len(IMPLS) * (args.warmup + args.reps), desc="A/B updates", unit="update") as bar:
+        for case in cases:  # results are rewritten after every case: a long run can be stopped early
+            row = run_case(case, args.reps, args.warmup, bar)
+            if not args.no_memory:
+                row["peak_mb"] = {impl: memory_in_subprocess(row["key"], impl) / 2 ** 20 for impl in IMPLS}
+            rows.append(row)
+            info["load_end"] = os.getloadavg()
+            text = report(info, rows)
+            (args.out / "train_step.md").write_text(text)
+            (args.out / "train_step.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+            plot(rows, args.out / "train_step.png")
+    print(text)
     print(f"wrote {args.out}/train_step.md, train_step.json, train_step.png")
 
 
