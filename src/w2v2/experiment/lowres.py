@@ -67,6 +67,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
             "--lr", str(b.finetune_lr), "--max-tokens", str(b.finetune_max_tokens),
             "--validate-every", str(b.validate_every), "--save-every", str(b.validate_every),
             "--freeze-encoder-updates", str(round(b.freeze_fraction * b.finetune_updates) if init == "pretrained" else 0),
+            "--set", f"mask_prob={b.finetune_mask_prob}", "--set", f"mask_channel_prob={b.finetune_mask_prob / 2}",
             "--best-by", "cer", "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
