@@ -297,17 +297,19 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    has_memory = all("peak_mb" in r for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_memory else 1, figsize=(14 if has_memory else 8, 4.5), squeeze=False)
+    axes = axes[0]
     labels = [f"{r['label']} {r['dtype']}" for r in rows]
     axes[0].barh(labels, [r["speedup"] for r in rows], color="tab:blue")
     for task, goal in GOALS.items():
         axes[0].axvline(goal, color="tab:red" if task == "pretrain" else "tab:orange", ls="--", lw=1,
                         label=f"{task} goal {goal}x")
     axes[0].axvline(1.0, color="k", lw=1)
-    axes[0].set_xlabel("update speed-up vs transformers (CPU time, median of paired ratios)")
+    axes[0].set_xlabel("update speed-up vs transformers (median of paired ratios)")
     axes[0].legend(loc="lower right")
     axes[0].invert_yaxis()
-    if all("peak_mb" in r for r in rows):
+    if has_memory:
         y = np.arange(len(rows))
         axes[1].barh(y - 0.2, [r["peak_mb"]["w2v2"] for r in rows], 0.4, label="w2v2")
         axes[1].barh(y + 0.2, [r["peak_mb"][HF] for r in rows], 0.4, label=HF)
