@@ -53,7 +53,7 @@ def test_lowres_experiment_end_to_end(tmp_path):
     # pretrain, 2 fine-tunings, 2 LMs, 2 x 2 tunings, 2 x 3 evaluations, error analysis
     assert len(stages) == 1 + 2 + 2 + 4 + 6 + 1, stages
     report = (exp / "report.md").read_text()
-    rows = [line for line in report.splitlines() if line.startswith("| labeled")]
+    rows = [line for line in report.splitlines() if line.startswith("| labeled_")]
     assert len(rows) == 6 and all(re.search(r"\| \d+\.\d \|", r) for r in rows), rows
     for needed in ("## Error analysis", "## Training curves", "## Commands", "w2v2 pretrain", "w2v2 finetune",
                    "w2v2 lm build", "w2v2 lm train", "w2v2 tune-decoder", "w2v2 evaluate", "versions:", "machine:"):
