@@ -143,10 +143,7 @@ def import_without_fairseq(jobs: list[tuple[Path, Path, list[str]]]) -> subproce
 
 def padded_batch(lengths=(8000, 6400, 5000), seed: int = 1):
     """Waveforms (B, T), fairseq's padding mask (True = padding) and the lengths."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.zeros(len(lengths), max(lengths))
-    pad = torch.ones(len(lengths), max(lengths), dtype=torch.bool)
-    for i, n in enumerate(lengths):
-        x[i, :n] = torch.randn(n, generator=g)
-        pad[i, :n] = False
-    return x, pad, torch.tensor(lengths)
+    from hf_oracle import padded_batch as attention_masked_batch
+
+    x, attention_mask, lengths = attention_masked_batch(lengths, seed)
+    return x, attention_mask == 0, lengths
