@@ -65,3 +65,27 @@ def test_lowres_experiment_end_to_end(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert second.stdout.count("done already") == len(stages)
+
+
+@pytest.mark.slow
+def test_ablation_trains_each_variant_with_its_switches(tmp_path):
+    """Two table-4 variants at the ``ci`` budget: each pre-trains with its own config switches,
+    is fine-tuned and evaluated, and gets a row of numbers in ablation.md."""
+    from train_utils import write_corpus
+
+    entries = read_manifest(write_corpus(tmp_path / "c", n=12, texts=["TURN ON THE LIGHT", "HELLO WORLD", "GOOD NIGHT"]))
+    for name, part in {"unlabeled": entries[:6], "labeled": entries[:6], "dev": entries[6:9],
+                       "test": entries[9:]}.items():
+        write_manifest(tmp_path / f"{name}.tsv", part)
+    variants = ["continuous-inputs-quantized-targets-paper", "quantized-inputs-continuous-targets"]
+    run = subprocess.run(W2V2 + ["experiment", "ablation", "--scale", "ci", "--out", str(tmp_path / "abl"),
+                                 "--variants", *variants] + [a for n in ("unlabeled", "labeled", "dev", "test")
+                                                             for a in (f"--{n}", str(tmp_path / f"{n}.tsv"))],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    switched = json.loads((tmp_path / "abl" / variants[1] / "pretrain" / "best" / "config.json").read_text())
+    paper = json.loads((tmp_path / "abl" / variants[0] / "pretrain" / "best" / "config.json").read_text())
+    assert (switched["quantize_input"], switched["quantize_targets"]) == (True, False)
+    assert (paper["quantize_input"], paper["quantize_targets"]) == (False, True)
+    rows = [r for r in (tmp_path / "abl" / "ablation.md").read_text().splitlines() if r.startswith("| ")][1:]
+    assert len(rows) == 2 and all(len(re.findall(r"\| \d+\.\d+ ", r)) >= 4 for r in rows), rows

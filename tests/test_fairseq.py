@@ -200,3 +200,27 @@ def test_state_keys_cover_fairseq_model(tmp_path):
     layer = "encoder.layers.1.self_attn."
     assert torch.equal(qkv, torch.cat([theirs[layer + p + "_proj.weight"] for p in "qkv"]))
     assert torch.equal(ours["quantizer.codevectors"], theirs["quantizer.vars"])
+
+
+@pytest.mark.parametrize("layout", ["group", "layer"])
+def test_fresh_models_start_like_fairseq(layout):
+    """Initialization: every weight of a fresh w2v2 model has the spread of the same weight in a
+    fresh fairseq model (conv kaiming-normal, BERT-style Transformer layers, N(0, 1) quantizer
+    projection, uniform codebook and mask embedding, PyTorch defaults elsewhere)."""
+    from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Model
+    from fairseq_oracle import model_config, model_section
+    from w2v2.interop.fairseq import state_from_fairseq
+    from w2v2.model import build_pretraining_model
+
+    torch.manual_seed(0)
+    theirs = state_from_fairseq(Wav2Vec2Model(model_config(layout)).state_dict(), "fresh fairseq model")
+    ours = build_pretraining_model(config_from_fairseq(model_section(model_config(layout)))).state_dict()
+    compared = 0
+    for name, t in theirs.items():
+        if t.numel() < 256 or not t.is_floating_point():
+            continue
+        mine, se = ours[name].float(), t.std() / t.numel() ** 0.5  # 5 standard errors of two samples
+        assert abs(mine.std() - t.std()) <= 5 * se, (name, mine.std(), t.std())
+        assert abs(mine.mean() - t.mean()) <= 5 * 2 ** 0.5 * se + 1e-6, (name, mine.mean(), t.mean())
+        compared += 1
+    assert compared >= 15

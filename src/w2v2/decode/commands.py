@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torch import Tensor
+from tqdm import tqdm
 
 from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
@@ -17,10 +18,12 @@ from ..interop.model_dir import atomic_write, load_model_dir
 from .beam import BeamSearchConfig, BeamSearchDecoder, SearchModel, ngram_search_model, transformer_search_model
 from .ctc import Hypothesis, greedy_decode, word_timings
 from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
-from .metrics import ErrorCounts, chars_of, words_of
-from .tune import random_search, read_decoder_json, write_decoder_json, write_trials
+from .metrics import ErrorCounts, chars_of, word_error_rate, words_of
+from .rescore import NBestRescorer, rescored_texts
+from .tune import beam_dev_wer, random_search, read_decoder_json, write_decoder_json, write_trials
 
 BEAM_FIELDS = [f.name for f in dataclasses.fields(BeamSearchConfig)]
+RESCORE_NBEST = 16
 
 
 def load_ctc(model_dir: str) -> tuple:
@@ -35,12 +38,34 @@ def decoder_settings(args: argparse.Namespace) -> dict:
     tune-decoder) over the defaults of :class:`BeamSearchConfig`."""
     if args.decoder == "greedy":
         return {"decoder": "greedy"}
+    if args.decoder == "rescore":
+        return rescore_settings(args)
     saved = read_decoder_json(args.model_dir).get(args.decoder, {})
     settings = {"decoder": args.decoder, "lm": saved.get("lm"), "lexicon": saved.get("lexicon"),
                 **BeamSearchConfig().to_dict(), **{k: saved[k] for k in BEAM_FIELDS if k in saved}}
     for key in ["lm", "lexicon"] + BEAM_FIELDS:
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
+    return settings
+
+
+def rescore_settings(args: argparse.Namespace) -> dict:
+    """N-best rescoring: the Transformer LM (``--lm``) and its weights from decoder.json's
+    ``rescore`` section, re-ranking the n-best of the tuned n-gram search (its ``ngram`` section)."""
+    saved = read_decoder_json(args.model_dir)
+    first = saved.get("rescore", {}).get("first_pass") or saved.get("ngram")
+    if not first:
+        raise ValueError(f"{args.model_dir}: --decoder rescore re-ranks the n-gram beam search's n-best; run "
+                         "'w2v2 tune-decoder --decoder ngram' first (it stores that search in decoder.json)")
+    settings = {"decoder": "rescore", "lm": None, "nbest": RESCORE_NBEST, "lm_weight": 0.5, "word_score": 0.0,
+                **{k: v for k, v in saved.get("rescore", {}).items() if k != "tuning"}}
+    for key in ("lm", "lm_weight", "word_score", "nbest"):
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    if not settings["lm"]:
+        raise ValueError("--decoder rescore needs --lm (a Transformer LM directory)")
+    settings["first_pass"] = {**{k: v for k, v in first.items() if k != "tuning"}, "decoder": "ngram",
+                              "nbest": settings["nbest"]}
     return settings
 
 
@@ -54,10 +79,21 @@ def search_model(settings: dict, vocab: Vocabulary) -> SearchModel:
     return transformer_search_model(vocab, load_transformer_lm(settings["lm"]), settings["lexicon"])
 
 
+def beam_decoder(settings: dict, vocab: Vocabulary) -> BeamSearchDecoder:
+    return BeamSearchDecoder(search_model(settings, vocab), BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS}))
+
+
+def rescorer(settings: dict, vocab: Vocabulary) -> NBestRescorer:
+    from .transformer_lm import load_transformer_lm
+
+    return NBestRescorer(beam_decoder(settings["first_pass"], vocab), load_transformer_lm(settings["lm"]),
+                         settings["lm_weight"], settings["word_score"])
+
+
 def make_decoder(settings: dict, vocab: Vocabulary) -> Callable[[Tensor], Hypothesis]:
     if settings["decoder"] == "greedy":
         return lambda emissions: greedy_decode(emissions, vocab)
-    search = BeamSearchDecoder(search_model(settings, vocab), BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS}))
+    search = rescorer(settings, vocab) if settings["decoder"] == "rescore" else beam_decoder(settings, vocab)
     return lambda emissions: search(emissions)[0]
 
 
@@ -132,37 +168,48 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     if args.decoder == "greedy":
-        raise ValueError("tune-decoder tunes a beam search: use --decoder ngram or transformer")
+        raise ValueError("tune-decoder tunes a beam search: use --decoder ngram, transformer or rescore")
     entries = read_manifest(args.dev)
     if not entries or any(e.text is None for e in entries):
         raise ValueError(f"{args.dev}: need a non-empty manifest with a 'text' column")
     model, cfg, vocab = load_ctc(args.model_dir)
     settings = decoder_settings(args)
     for key in ("lm", "lexicon"):
-        if settings[key]:
+        if settings.get(key):
             settings[key] = str(Path(settings[key]).resolve())
     waves = [load_audio(e.path, min_samples=cfg.receptive_field) for e in entries]
     emissions = compute_emissions(model, cfg, waves, inference_config(args))
-    base = BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS})
     refs = [" ".join(e.text.split()) for e in entries]
-    best, trials = random_search(search_model(settings, vocab), base, emissions, refs, args.trials, args.seed)
+    if args.decoder == "rescore":
+        search = rescorer(settings, vocab)
+        lists = [search.nbest(e) for e in tqdm(emissions, desc="n-best", unit="utt")]
+        best, trials = random_search(lambda lw, ws: word_error_rate(refs, rescored_texts(lists, lw, ws)),
+                                     (0.0, 0.0), args.trials, args.seed)  # (0, 0): the n-gram search's choice
+        chosen = {k: settings[k] for k in ("lm", "nbest", "first_pass")}
+    else:
+        base = BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS})
+        best, trials = random_search(beam_dev_wer(search_model(settings, vocab), base, emissions, refs),
+                                     (base.lm_weight, base.word_score), args.trials, args.seed)
+        chosen = {"lm": settings["lm"], "lexicon": settings["lexicon"], **base.to_dict()}
     model_dir = Path(args.model_dir)
     stem = model_dir / f"decoder_tuning_{args.decoder}"
     write_trials(trials, stem.with_suffix(".tsv"), stem.with_suffix(".png"))
     tuning = {"dev": str(Path(args.dev).resolve()), "trials": args.trials, "seed": args.seed,
-              "dev_wer": min(t.wer for t in trials), "dev_wer_default": trials[0].wer}
-    path = write_decoder_json(model_dir, args.decoder, {"lm": settings["lm"], "lexicon": settings["lexicon"],
-                                                        **best.to_dict(), "tuning": tuning})
+              "dev_wer": best.wer, "dev_wer_default": trials[0].wer}
+    path = write_decoder_json(model_dir, args.decoder, {**chosen, "lm_weight": best.lm_weight,
+                                                        "word_score": best.word_score, "tuning": tuning})
     print(f"best of {len(trials)} settings on {args.dev}: lm_weight {best.lm_weight:.3f}, word_score "
           f"{best.word_score:.3f}: WER {100 * tuning['dev_wer']:.2f}% (default {100 * trials[0].wer:.2f}%) -> {path}")
 
 
 def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy") -> None:
-    p.add_argument("--decoder", choices=["greedy", "ngram", "transformer"], default=default,
+    p.add_argument("--decoder", choices=["greedy", "ngram", "transformer", "rescore"], default=default,
                    help="greedy: best path, no LM; ngram: KenLM beam search; transformer: Transformer LM beam "
-                        "search (default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)")
+                        "search; rescore: the tuned n-gram search's n-best re-ranked by the Transformer LM "
+                        "(default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)")
     p.add_argument("--lm", help="ngram: ARPA or KenLM binary (over words with --lexicon, over the model's units "
-                                "without); transformer: LM directory")
+                                "without); transformer, rescore: Transformer LM directory")
+    p.add_argument("--nbest", type=int, help=f"rescore: hypotheses re-ranked per utterance (default {RESCORE_NBEST})")
     p.add_argument("--lexicon", help="lexicon file, lines 'WORD<TAB>W O R D |' (omit for lexicon-free search)")
     b = p.add_argument_group("beam search")
     b.add_argument("--beam-size", dest="beam_size", type=int)

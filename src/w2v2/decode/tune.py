@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,21 +40,22 @@ def draw_weights(trials: int, seed: int) -> list[tuple[float, float]]:
     return [(float(rng.uniform(*LM_WEIGHT_RANGE)), float(rng.uniform(*WORD_SCORE_RANGE))) for _ in range(trials)]
 
 
-def dev_wer(search: SearchModel, config: BeamSearchConfig, emissions: Sequence[Tensor], refs: Sequence[str]) -> float:
-    decode = BeamSearchDecoder(search, config)
-    return word_error_rate(refs, [decode(e)[0].text for e in emissions])
+def random_search(dev_wer: Callable[[float, float], float], base: tuple[float, float], trials: int,
+                  seed: int = 0) -> tuple[Trial, list[Trial]]:
+    """Best (LM weight, word score) on dev by ``dev_wer(lm_weight, word_score)`` (lowest WER; the
+    earliest on ties) and every trial, ``base`` first."""
+    grid = [base] + draw_weights(trials, seed)
+    done = [Trial(lw, ws, dev_wer(lw, ws)) for lw, ws in tqdm(grid, desc="tune-decoder", unit="trial")]
+    return min(done, key=lambda t: t.wer), done
 
 
-def random_search(search: SearchModel, base: BeamSearchConfig, emissions: Sequence[Tensor], refs: Sequence[str],
-                  trials: int, seed: int = 0) -> tuple[BeamSearchConfig, list[Trial]]:
-    """Best config on dev (lowest WER; the earliest on ties) and every trial, ``base`` first."""
-    grid = [(base.lm_weight, base.word_score)] + draw_weights(trials, seed)
-    done: list[Trial] = []
-    for lm_weight, word_score in tqdm(grid, desc="tune-decoder", unit="trial"):
-        config = dataclasses.replace(base, lm_weight=lm_weight, word_score=word_score)
-        done.append(Trial(lm_weight, word_score, dev_wer(search, config, emissions, refs)))
-    best = min(done, key=lambda t: t.wer)
-    return dataclasses.replace(base, lm_weight=best.lm_weight, word_score=best.word_score), done
+def beam_dev_wer(search: SearchModel, base: BeamSearchConfig, emissions: Sequence[Tensor],
+                 refs: Sequence[str]) -> Callable[[float, float], float]:
+    """Dev WER of the beam search with the given LM weight and word score."""
+    def wer(lm_weight: float, word_score: float) -> float:
+        decode = BeamSearchDecoder(search, dataclasses.replace(base, lm_weight=lm_weight, word_score=word_score))
+        return word_error_rate(refs, [decode(e)[0].text for e in emissions])
+    return wer
 
 
 def read_decoder_json(model_dir: str | Path) -> dict[str, dict]:

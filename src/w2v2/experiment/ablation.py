@@ -14,6 +14,7 @@ from pathlib import Path
 from ..analysis.report import markdown_table
 from ..train.logs import read_log
 from .budget import SCALES
+from .lowres import check_disjoint
 from .stages import StageRunner
 
 VARIANTS: dict[str, list[str]] = {
@@ -40,6 +41,7 @@ def last_valid(run: Path) -> dict:
 
 def run_ablation(args: argparse.Namespace) -> Path:
     out, b = Path(args.out), SCALES[args.scale]
+    check_disjoint([Path(args.unlabeled), Path(args.labeled)], [Path(args.dev), Path(args.test)])
     runner = StageRunner(out)
     names = list(VARIANTS) if not args.variants else [n for n in VARIANTS if slug(n) in args.variants]
     if not names:
@@ -47,27 +49,20 @@ def run_ablation(args: argparse.Namespace) -> Path:
     rows = []
     for name in names:
         d = out / slug(name)
-        sets = [a for kv in VARIANTS[name] for a in ("--set", kv)]
-        runner.run(f"pretrain {name}", ["pretrain", "--train", args.unlabeled, "--out", str(d / "pretrain"),
-                                        "--preset", b.preset, "--max-updates", str(b.pretrain_updates),
-                                        "--max-minutes", str(b.pretrain_minutes), "--lr", str(b.pretrain_lr),
-                                        "--max-tokens", str(b.pretrain_max_tokens), "--seed", str(args.seed),
-                                        "--validate-every", str(max(b.pretrain_updates // 5, 10)), *sets],
+        runner.run(f"pretrain {name}", b.pretrain_args(args.unlabeled, d / "pretrain", args.seed, VARIANTS[name]),
                    d / "pretrain", resumable=True)
-        runner.run(f"finetune {name}", ["finetune", "--train", args.labeled, "--valid", args.dev, "--out",
-                                        str(d / "finetune"), "--init", str(d / "pretrain" / "best"),
-                                        "--max-updates", str(b.finetune_updates), "--max-minutes",
-                                        str(b.finetune_minutes), "--lr", str(b.finetune_lr), "--max-tokens",
-                                        str(b.finetune_max_tokens), "--validate-every", str(b.validate_every),
-                                        "--unknown", "map", "--seed", str(args.seed)], d / "finetune", resumable=True)
+        runner.run(f"finetune {name}", b.finetune_args(args.labeled, args.dev, d / "finetune",
+                                                       str(d / "pretrain" / "best"), args.seed),
+                   d / "finetune", resumable=True)
         runner.run(f"evaluate {name}", ["evaluate", str(d / "finetune" / "best"), args.test, "--out",
                                         str(d / "eval")], d / "eval")
         v = last_valid(d / "pretrain")
-        wer = json.loads((d / "eval" / "metrics.json").read_text())["wer"] * 100
+        m = json.loads((d / "eval" / "metrics.json").read_text())
         rows.append([name, " ".join(VARIANTS[name]) or "—", f"{v.get('acc', float('nan')):.3f}",
-                     f"{v.get('contrastive', float('nan')):.3f}", f"{v.get('code_ppl', 0.0):.1f}", f"{wer:.1f}"])
-    table = markdown_table(["variant", "config", "valid acc", "valid contrastive loss", "code ppl", "test WER %"],
-                           rows, "llrrrr")
+                     f"{v.get('contrastive', float('nan')):.3f}", f"{v['code_ppl']:.1f}" if "code_ppl" in v else "–",
+                     f"{100 * m['wer']:.1f}", f"{100 * m['cer']:.1f}"])
+    table = markdown_table(["variant", "config", "valid acc", "valid contrastive loss", "code ppl", "test WER %",
+                            "test CER %"], rows, "llrrrrr")
     minutes = sum(r["seconds"] for r in runner.records) / 60
     report = out / "ablation.md"
     report.write_text(f"# Ablations (paper table 4) at `{b.preset}` scale\n\nSame budget per variant: "

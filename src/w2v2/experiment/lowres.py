@@ -15,6 +15,8 @@ from .budget import SCALES
 from .report import write_report
 from .stages import StageRunner
 
+RESCORE_TRIALS = 100
+
 
 def file_digest(path: Path) -> str:
     h = hashlib.sha1()
@@ -41,6 +43,9 @@ def check_disjoint(train_manifests: list[Path], held_out: list[Path]) -> None:
 
 
 def run_lowres(args: argparse.Namespace) -> Path:
+    if not {"greedy", "ngram"} <= set(args.decoders):
+        raise ValueError("--decoders needs greedy and ngram (the error analysis compares them; rescore re-ranks "
+                         "the n-gram search)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget = SCALES[args.scale]
@@ -51,44 +56,34 @@ def run_lowres(args: argparse.Namespace) -> Path:
     runner = StageRunner(out)
     b = budget
     pre = out / "pretrain"
-    runner.run("pretrain", ["pretrain", "--train", args.unlabeled, "--out", str(pre), "--preset", b.preset,
-                            "--max-updates", str(b.pretrain_updates), "--max-minutes", str(b.pretrain_minutes),
-                            "--lr", str(b.pretrain_lr), "--max-tokens", str(b.pretrain_max_tokens),
-                            "--validate-every", str(max(b.pretrain_updates // 10, 10)),
-                            "--save-every", str(max(b.pretrain_updates // 10, 10)), "--seed", str(args.seed)],
-               pre, resumable=True)
+    runner.run("pretrain", b.pretrain_args(args.unlabeled, pre, args.seed), pre, resumable=True)
     runs = [(lab, init, f"{lab.stem}-{init}") for lab in labeled for init in ("pretrained", "scratch")]
     for lab, init, name in runs:
         ft = out / "finetune" / name
-        runner.run(f"finetune {name}", [
-            "finetune", "--train", str(lab), "--valid", args.dev, "--out", str(ft), "--recipe", "10min",
-            "--init", str(pre / "best") if init == "pretrained" else "none", "--arch", b.preset,
-            "--max-updates", str(b.finetune_updates), "--max-minutes", str(b.finetune_minutes),
-            "--lr", str(b.finetune_lr), "--max-tokens", str(b.finetune_max_tokens),
-            "--validate-every", str(b.validate_every), "--save-every", str(b.validate_every),
-            "--freeze-encoder-updates", str(round(b.freeze_fraction * b.finetune_updates) if init == "pretrained" else 0),
-            "--set", f"mask_prob={b.finetune_mask_prob}", "--set", f"mask_channel_prob={b.finetune_mask_prob / 2}",
-            "--best-by", "cer", "--unknown", "map", "--seed", str(args.seed)], ft, resumable=True)
+        init = str(pre / "best") if init == "pretrained" else "none"
+        runner.run(f"finetune {name}", b.finetune_args(str(lab), args.dev, ft, init, args.seed), ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),
                              "--lexicon", str(lexicon)], lm / "ngram")
-    if "transformer" in args.decoders:
+    if {"transformer", "rescore"} & set(args.decoders):
         runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
                                       "--steps", str(b.lm_steps)], tlm)
     decoders = {"greedy": [], "ngram": ["--lm", str(arpa), "--lexicon", str(lexicon)],
-                "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)]}
-    searches = {"ngram": (b.tune_trials, b.beam_size), "transformer": (max(1, b.tune_trials // 4), b.transformer_beam)}
-    for group in (["greedy", "ngram"], ["transformer"]):  # the slow Transformer-LM search last
+                "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)], "rescore": ["--lm", str(tlm)]}
+    searches = {"ngram": (b.tune_trials, ["--beam-size", str(b.beam_size)]),
+                "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
+                "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
+    for group in (["greedy", "ngram", "rescore"], ["transformer"]):  # the slow Transformer-LM search last
         for _, _, name in runs:
             ft = out / "finetune" / name
             model = str(ft / "best")
             for dec in (d for d in group if d in args.decoders):
                 if dec in searches:
-                    trials, beam = searches[dec]
+                    trials, extra = searches[dec]
                     runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
-                                                      "--trials", str(trials), "--beam-size", str(beam),
-                                                      *decoders[dec]], ft / f"tune-{dec}")
+                                                      "--trials", str(trials), *extra, *decoders[dec]],
+                               ft / f"tune-{dec}")
                 for test in tests:
                     runner.run(f"evaluate {name} {test.stem} {dec}",
                                ["evaluate", model, str(test), "--decoder", dec, "--out",
@@ -112,8 +107,11 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
     q.add_argument("--lm-text", required=True, help="LM training text (.txt or .txt.gz), one sentence per line")
     q.add_argument("--out", required=True)
     q.add_argument("--scale", default="demo", choices=sorted(SCALES), help="compute budget of every stage")
-    q.add_argument("--decoders", nargs="+", default=["greedy", "ngram", "transformer"],
-                   choices=["greedy", "ngram", "transformer"], help="decoders to evaluate (greedy and ngram are "
-                   "needed for the error analysis)")
+    q.add_argument("--decoders", nargs="+", default=["greedy", "ngram", "rescore"],
+                   choices=["greedy", "ngram", "rescore", "transformer"],
+                   help="decoders to evaluate: no LM, the 4-gram beam search, its n-best rescored by the "
+                        "Transformer LM, the Transformer LM inside the beam search (slow: about 1 CPU-second per "
+                        "second of audio at beam 8). greedy and ngram are needed for the error analysis, ngram "
+                        "for rescore")
     q.add_argument("--seed", type=int, default=1)
     q.set_defaults(func=run_lowres)

@@ -16,7 +16,7 @@ from ..analysis.report import markdown_table
 from ..data.manifest import read_manifest
 from ..train.logs import plot_run
 
-LM_NAMES = {"greedy": "None", "ngram": "4-gram", "transformer": "Transformer"}
+LM_NAMES = {"greedy": "None", "ngram": "4-gram", "transformer": "Transformer", "rescore": "4-gram + Transformer rescoring"}
 
 
 def machine() -> str:
@@ -51,15 +51,16 @@ def stage_seconds(records: list[dict], name: str) -> float:
     return sum(r["seconds"] for r in records if r["stage"] == name)
 
 
-def collect(out: Path, labeled: list[Path], tests: list[Path]) -> list[dict]:
+def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str]) -> list[dict]:
     rows = []
     for lab in labeled:
         for init in ("pretrained", "scratch"):
-            for dec in LM_NAMES:
+            for dec in (d for d in LM_NAMES if d in decoders):
                 row = {"labeled": lab.stem, "minutes": minutes_of(lab), "init": init, "decoder": dec}
                 for test in tests:
                     m = out / "finetune" / f"{lab.stem}-{init}" / "eval" / f"{test.stem}-{dec}" / "metrics.json"
-                    row[test.stem] = json.loads(m.read_text())["wer"] * 100 if m.is_file() else None
+                    metrics = json.loads(m.read_text()) if m.is_file() else None
+                    row[test.stem] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
                 rows.append(row)
     return rows
 
@@ -73,8 +74,8 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None
     fig, axes = plt.subplots(1, len(tests), figsize=(5 * len(tests), 3.6), squeeze=False)
     for ax, test in zip(axes[0], tests):
         for init, color in (("pretrained", "tab:blue"), ("scratch", "tab:red")):
-            for dec, style in (("greedy", "o-"), ("ngram", "s--"), ("transformer", "^:")):
-                pts = sorted((r["minutes"], r[test.stem]) for r in rows
+            for dec, style in (("greedy", "o-"), ("ngram", "s--"), ("transformer", "^:"), ("rescore", "v-.")):
+                pts = sorted((r["minutes"], r[test.stem][0]) for r in rows
                              if r["init"] == init and r["decoder"] == dec and r[test.stem] is not None)
                 if pts:
                     ax.plot(*zip(*pts), style, color=color, label=f"{init}, LM {LM_NAMES[dec]}")
@@ -91,7 +92,7 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None
 
 def write_report(out: Path, args: argparse.Namespace, budget: dict, records: list[dict], wall: float) -> Path:
     labeled, tests = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
-    rows = collect(out, labeled, tests)
+    rows = collect(out, labeled, tests, args.decoders)
     plot_wer_vs_minutes(rows, tests, out / "wer_vs_minutes.png")
     figures = {"wer_vs_minutes.png": "WER against labeled minutes"}
     for run in [out / "pretrain"] + sorted((out / "finetune").glob("*")):
@@ -104,9 +105,9 @@ def write_report(out: Path, args: argparse.Namespace, budget: dict, records: lis
         ft = stage_seconds(records, f"finetune {r['labeled']}-{r['init']}")
         compute = (pre if r["init"] == "pretrained" else 0.0) + ft
         table.append([f"{r['labeled']} ({r['minutes']:.1f} min)", "yes" if r["init"] == "pretrained" else "no",
-                      LM_NAMES[r["decoder"]]] + [f"{r[t.stem]:.1f}" if r[t.stem] is not None else "–" for t in tests]
+                      LM_NAMES[r["decoder"]]] + ["%.1f (%.1f)" % r[t.stem] if r[t.stem] is not None else "–" for t in tests]
                      + [f"{compute / 60:.1f}"])
-    header = ["labeled data", "pre-trained", "LM"] + [f"{t.stem} WER" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
+    header = ["labeled data", "pre-trained", "LM"] + [f"{t.stem} WER (CER)" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
     md = [f"# Low-resource experiment (paper table 1, at {budget['preset']} scale)\n",
           f"Unlabeled: `{args.unlabeled}` ({minutes_of(Path(args.unlabeled)):.1f} min); dev: `{args.dev}`; "
           f"LM text: `{args.lm_text}`.\n", "## WER (%)\n", markdown_table(header, table, "lll" + "r" * (len(tests) + 1)),

@@ -31,6 +31,8 @@ class Wav2Vec2ForCTC(nn.Module):
         self.wav2vec2 = wav2vec2
         self.dropout = nn.Dropout(cfg.final_dropout)
         self.lm_head = nn.Linear(wav2vec2.feature_projection.projection.out_features, cfg.vocab_size)
+        nn.init.xavier_uniform_(self.lm_head.weight)  # fairseq's Wav2VecCtc output layer
+        nn.init.zeros_(self.lm_head.bias)
 
     def forward(self, waveform: Tensor, lengths: Tensor | None = None,
                 rng: np.random.Generator | None = None, freeze_encoder: bool = False) -> CTCOutput:

@@ -25,6 +25,7 @@ class ConvLayerBlock(nn.Module):
         self.kernel = kernel
         self.stride = stride
         self.conv = nn.Conv1d(in_channels, out_channels, kernel, stride=stride, bias=bias)
+        nn.init.kaiming_normal_(self.conv.weight)  # fairseq and transformers: keeps the scale through 7 blocks
         self.norm = norm
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:

@@ -13,6 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def bert_init(linear: nn.Linear) -> nn.Linear:
+    """The Transformer's linear layers start as in BERT (fairseq's init_bert_params): N(0, 0.02), zero bias."""
+    nn.init.normal_(linear.weight, mean=0.0, std=0.02)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
 class ConvPositionalEmbedding(nn.Module):
     """Grouped 1-D conv (kernel K, G groups) weight-normalised over dim 2, "same" padding with the
     last frame dropped for even K, then GELU. Its output is added to the input (section 2)."""
@@ -46,8 +53,8 @@ class SelfAttention(nn.Module):
             raise ValueError(f"embedding dim {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.dropout = dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.qkv = bert_init(nn.Linear(dim, 3 * dim))
+        self.out_proj = bert_init(nn.Linear(dim, dim))
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
         """``key_mask``: (B, T) bool, True for valid frames; None when nothing is padded."""
@@ -62,8 +69,8 @@ class SelfAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, ffn_dim: int, activation_dropout: float, dropout: float) -> None:
         super().__init__()
-        self.intermediate_dense = nn.Linear(dim, ffn_dim)
-        self.output_dense = nn.Linear(ffn_dim, dim)
+        self.intermediate_dense = bert_init(nn.Linear(dim, ffn_dim))
+        self.output_dense = bert_init(nn.Linear(ffn_dim, dim))
         self.activation_dropout = nn.Dropout(activation_dropout)
         self.dropout = nn.Dropout(dropout)
 
