@@ -145,16 +145,31 @@ class Trainer:
         dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def micro_batches(self) -> Iterator[tuple[int, int, Batch | None]]:
-        """(epoch, global batch index, batch) forever; ``None`` marks the end of an epoch."""
+    def epoch_batches(self, epoch: int, start: int) -> tuple[int, Iterator[Batch]]:
+        """The number of batches this rank reads in ``epoch`` from batch ``start`` on, and their
+        iterator (created now: its workers start reading at once)."""
         cfg, d = self.cfg, self.dist
+        loader = make_loader(self.entries, cfg.max_tokens, cfg.max_sample_size, cfg.seed, epoch, self.task.normalize,
+                             self.task.crop_to_shortest, start_batch=start, rank=d.rank, world_size=d.world_size,
+                             num_workers=cfg.num_workers)
+        return len(loader), iter(loader)
+
+    def micro_batches(self) -> Iterator[tuple[int, int, Batch | None]]:
+        """(epoch, global batch index, batch) forever; ``None`` marks the end of an epoch. The next
+        epoch's loader starts when the current epoch hands out its last batch, so that the update
+        does not wait for fresh workers at every epoch boundary."""
+        epoch, start = self.epoch, self.position
+        count, batches = self.epoch_batches(epoch, start)
         while True:
-            loader = make_loader(self.entries, cfg.max_tokens, cfg.max_sample_size, cfg.seed, self.epoch,
-                                 self.task.normalize, self.task.crop_to_shortest, start_batch=self.position,
-                                 rank=d.rank, world_size=d.world_size, num_workers=cfg.num_workers)
-            for i, batch in enumerate(loader, start=self.position):
-                yield self.epoch, i * d.world_size + d.rank, batch
-            yield self.epoch, -1, None
+            following = None
+            for i in range(start, start + count):
+                batch = next(batches)
+                if i == start + count - 1:
+                    following = self.epoch_batches(epoch + 1, 0)
+                yield epoch, i * self.dist.world_size + self.dist.rank, batch
+            yield epoch, -1, None
+            epoch, start = epoch + 1, 0
+            count, batches = following or self.epoch_batches(epoch, 0)
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
