@@ -59,7 +59,7 @@ def run_ablation(args: argparse.Namespace) -> Path:
         v = last_valid(d / "pretrain")
         m = json.loads((d / "eval" / "metrics.json").read_text())
         rows.append([name, " ".join(VARIANTS[name]) or "—", f"{v.get('acc', float('nan')):.3f}",
-                     f"{v.get('contrastive', float('nan')):.3f}", f"{v['code_ppl']:.1f}" if "code_ppl" in v else "–",
+                     f"{v.get('contrastive', float('nan')):.3f}", f"{v['code_ppl']:.1f}" if v.get("code_ppl") else "–",
                      f"{100 * m['wer']:.1f}", f"{100 * m['cer']:.1f}"])
     table = markdown_table(["variant", "config", "valid acc", "valid contrastive loss", "code ppl", "test WER %",
                             "test CER %"], rows, "llrrrrr")
