@@ -52,20 +52,20 @@ def decoder_settings(args: argparse.Namespace) -> dict:
 def rescore_settings(args: argparse.Namespace) -> dict:
     """N-best rescoring: the Transformer LM (``--lm``) and its weights from decoder.json's
     ``rescore`` section, re-ranking the n-best of the tuned n-gram search (its ``ngram`` section)."""
-    saved = read_decoder_json(args.model_dir)
+    saved = {kind: {k: v for k, v in section.items() if k != "tuning"}
+             for kind, section in read_decoder_json(args.model_dir).items()}
     first = saved.get("rescore", {}).get("first_pass") or saved.get("ngram")
     if not first:
         raise ValueError(f"{args.model_dir}: --decoder rescore re-ranks the n-gram beam search's n-best; run "
                          "'w2v2 tune-decoder --decoder ngram' first (it stores that search in decoder.json)")
     settings = {"decoder": "rescore", "lm": None, "nbest": RESCORE_NBEST, "lm_weight": 0.5, "word_score": 0.0,
-                **{k: v for k, v in saved.get("rescore", {}).items() if k != "tuning"}}
+                **saved.get("rescore", {})}
     for key in ("lm", "lm_weight", "word_score", "nbest"):
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
     if not settings["lm"]:
         raise ValueError("--decoder rescore needs --lm (a Transformer LM directory)")
-    settings["first_pass"] = {**{k: v for k, v in first.items() if k != "tuning"}, "decoder": "ngram",
-                              "nbest": settings["nbest"]}
+    settings["first_pass"] = {**first, "decoder": "ngram", "nbest": settings["nbest"]}
     return settings
 
 
