@@ -60,8 +60,8 @@ def run_lowres(args: argparse.Namespace) -> Path:
     runs = [(lab, init, f"{lab.stem}-{init}") for lab in labeled for init in ("pretrained", "scratch")]
     for lab, init, name in runs:
         ft = out / "finetune" / name
-        start = str(pre / "best") if init == "pretrained" else "none"
-        runner.run(f"finetune {name}", b.finetune_args(str(lab), args.dev, ft, start, args.seed), ft, resumable=True)
+        init_dir = str(pre / "best") if init == "pretrained" else "none"
+        runner.run(f"finetune {name}", b.finetune_args(str(lab), args.dev, ft, init_dir, args.seed), ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),
