@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .fft_conv import fft_grouped_conv, fft_is_faster
+
 
 def bert_init(linear: nn.Linear) -> nn.Linear:
     """The Transformer's linear layers start as in BERT (fairseq's init_bert_params): N(0, 0.02), zero bias."""
@@ -33,12 +35,25 @@ class ConvPositionalEmbedding(nn.Module):
         self.weight_v = nn.Parameter(v)
         self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(0, 1), keepdim=True))
         self.bias = nn.Parameter(torch.zeros(dim))
+        self.method = "auto"
 
     def weight(self) -> Tensor:
         return torch._weight_norm(self.weight_v, self.weight_g, 2)
 
+    def use_fft(self, x: Tensor, w: Tensor) -> bool:
+        if self.method != "auto":
+            return self.method == "fft"
+        backward = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+        return x.device.type == "cpu" and fft_is_faster(x.shape[0], x.shape[1], self.kernel, backward,
+                                                        torch.is_autocast_enabled("cpu"))
+
     def forward(self, x: Tensor) -> Tensor:
-        y = F.conv1d(x.transpose(1, 2), self.weight(), self.bias, padding=self.kernel // 2, groups=self.groups)
+        """x: (B, T, C) -> (B, T, C). On CPU the conv runs through the FFT where the cost model says
+        it is faster (``fft_conv``); ``method`` ("auto", "direct", "fft") overrides the choice."""
+        w = self.weight()
+        if self.use_fft(x, w):
+            return F.gelu(fft_grouped_conv(x, w, self.groups) + self.bias)
+        y = F.conv1d(x.transpose(1, 2), w, self.bias, padding=self.kernel // 2, groups=self.groups)
         if self.kernel % 2 == 0:
             y = y[:, :, :-1]
         return F.gelu(y).transpose(1, 2)
