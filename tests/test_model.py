@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from train_utils import micro_config
 from w2v2.model import build_pretraining_model, preset
@@ -60,12 +61,39 @@ def test_loss_terms_against_hand_computation():
 
 
 def test_contrastive_logits_by_hand():
-    c = torch.tensor([[[1.0, 0.0]]])
-    q = torch.tensor([[[1.0, 1.0]]])
-    negs = torch.tensor([[[[0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]]])  # the 2nd distractor equals the target
+    c = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [1.0, 0.0], [1.0, 0.0]]])
+    q = torch.tensor([[[1.0, 1.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]])  # steps 0 and 2 have equal targets
+    negs = torch.tensor([[[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]])
     logits = contrastive_logits(c, q, negs, 0.1)
-    expected = torch.tensor([1 / math.sqrt(2), 0.0, float("-inf"), -1.0]) / 0.1
-    assert torch.allclose(logits[0, 0], expected)
+    r = 1 / math.sqrt(2)
+    expected = torch.tensor([[r, 0.0, float("-inf"), -1.0],  # the 2nd distractor equals the target
+                             [1.0, r, r, 0.0],
+                             [r, float("-inf"), 0.0, -1.0],
+                             [-1.0, r, 0.0, r]]) / 0.1
+    assert torch.allclose(logits[0], expected)
+
+
+def test_contrastive_logits_equal_the_gathered_cosines_of_fairseq():
+    """Reference: fairseq's form, distractors gathered into (B, M, K, D) and F.cosine_similarity,
+    -inf where a distractor equals its target; values and gradients."""
+    g = torch.Generator().manual_seed(0)
+    b, m, k, d = 3, 40, 100, 16
+    c = torch.randn(b, m, d, generator=g, requires_grad=True)
+    y = torch.randn(b, m, d, generator=g)
+    y[:, 5] = y[:, 7]  # duplicated targets (the same codewords chosen twice)
+    y = y.requires_grad_()
+    from w2v2.model.masking import sample_negatives
+    idx = sample_negatives(b, m, k, generator=g)
+    negs = y[torch.arange(b).view(b, 1, 1), idx]
+    ref = F.cosine_similarity(c.unsqueeze(2), torch.cat([y.unsqueeze(2), negs], 2), dim=-1) / 0.1
+    ref = torch.cat([ref[..., :1], ref[..., 1:].masked_fill((negs == y.unsqueeze(2)).all(-1), float("-inf"))], -1)
+    ours = contrastive_logits(c, y, idx, 0.1)
+    assert torch.isinf(ref).sum() > 0 and torch.equal(torch.isinf(ours), torch.isinf(ref))
+    finite = torch.isfinite(ref)
+    assert torch.allclose(ours[finite], ref[finite], atol=1e-5)
+    grads = [torch.autograd.grad(torch.log_softmax(v, -1)[..., 0].sum(), (c, y)) for v in (ours, ref)]
+    for a, r in zip(*grads):
+        assert torch.allclose(a, r, atol=1e-5)
 
 
 def test_gradients_reach_the_codebook_and_feature_encoder_scale_applies():

@@ -101,9 +101,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
         y = self.project_q(y).view(b, m, -1)
         if negatives is None:
             negatives = sample_negatives(b, m, cfg.num_negatives, generator=generator)
-        negatives = negatives.to(y.device)
-        negs = y[torch.arange(b, device=y.device).view(b, 1, 1), negatives]  # (B, M, K, D)
-        logits = contrastive_logits(c, y, negs, cfg.logit_temp)
+        logits = contrastive_logits(c, y, negatives.to(y.device), cfg.logit_temp)
         contrastive = contrastive_loss(logits)
         n = b * m
         loss = contrastive / n + cfg.diversity_weight * div + cfg.feature_pen_weight * f.penalty
