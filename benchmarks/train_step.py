@@ -25,6 +25,7 @@ Writes train_step.md, train_step.json and train_step.png to ``--out`` (after eve
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import itertools
 import json
@@ -52,10 +53,12 @@ from w2v2.config import W2V2Config
 from w2v2.interop.hf import config_to_hf, state_to_hf
 from w2v2.interop.model_dir import full_state_dict
 from w2v2.model import build_ctc_model, build_pretraining_model, preset
+from w2v2.train.feature_cache import FeatureCache
 from w2v2.train.finetune import RECIPES, finetune_model_config
 
 SAMPLE_RATE = 16000
 HF = "transformers"
+CACHED = "w2v2 cached"  # fine-tuning with the feature cache warm (every epoch after the first)
 IMPLS = ("w2v2", HF)
 VOCAB = 32
 CHARS_PER_SECOND = 15  # CTC target length: about LibriSpeech's letter rate
@@ -152,6 +155,14 @@ def loss_fn(case: Case, impl: str, model: nn.Module, wave: Tensor, targets: Tens
         return lambda n: model(wave, rng=np.random.default_rng(n)).loss
     if impl == "w2v2":
         return lambda n: ctc_sum(model(wave, rng=np.random.default_rng(n)).logits, targets)
+    if impl == CACHED:
+        cache, lengths = FeatureCache(2**34), torch.full((wave.shape[0],), wave.shape[1])
+        keys = [f"utt{i}" for i in range(wave.shape[0])]
+
+        def cached_loss(n: int) -> Tensor:
+            conv = cache.encode(model.wav2vec2.feature_extractor, wave, lengths, keys)
+            return ctc_sum(model(wave, lengths, rng=np.random.default_rng(n), conv_features=conv).logits, targets)
+        return cached_loss
     if case.task == "finetune":
         return lambda n: model(wave, labels=targets).loss
     cfg = model.config
@@ -225,18 +236,26 @@ def timed_rounds(fns: dict[str, Callable[[], object]], reps: int, warmup: int,
     return times
 
 
+def impls(case: Case) -> tuple[str, ...]:
+    return IMPLS + ((CACHED,) if case.task == "finetune" else ())
+
+
 def run_case(case: Case, reps: int, warmup: int, bar: tqdm) -> dict:
+    """Fine-tuning also times w2v2 with its feature cache warm, on its own copy of the weights."""
     ours, theirs = build_pair(case)
     parity = check_parity(case, ours, theirs) if case.dtype == "fp32" else None
     wave, targets = make_batch(case)
     helper: list[float] = []
-    fns = {impl: update_fn(case, impl, theirs if impl == HF else ours, wave, targets, helper) for impl in IMPLS}
+    models = {"w2v2": ours, HF: theirs, CACHED: copy.deepcopy(ours)}
+    fns = {impl: update_fn(case, impl, models[impl], wave, targets, helper) for impl in impls(case)}
     times = timed_rounds(fns, reps, warmup, bar)
-    ratio = lambda kind: statistics.median(h / w for h, w in zip(times[HF][kind], times["w2v2"][kind]))  # noqa: E731
+    ratio = lambda kind, impl="w2v2": statistics.median(  # noqa: E731
+        h / w for h, w in zip(times[HF][kind], times[impl][kind]))
     return {"key": case.key, "label": case.label, "task": case.task, "dtype": case.dtype, "parity": parity,
             "ms": {impl: 1e3 * statistics.median(ts["cpu"]) for impl, ts in times.items()},
             "wall_ms": {impl: 1e3 * statistics.median(ts["wall"]) for impl, ts in times.items()},
             "speedup": ratio("cpu"), "wall_speedup": ratio("wall"),
+            "cached_speedup": ratio("cpu", CACHED) if CACHED in times else None,
             "hf_helpers_ms": 1e3 * statistics.median(helper) if helper else None,
             "audio_s": case.batch * case.seconds, "times": times}
 
@@ -283,10 +302,12 @@ def report(info: dict, rows: list[dict]) -> str:
            f"{info['load_end'][0]:.2f} at end", ""]
     out.append(fmt_table(
         ["update", "dtype", "w2v2 CPU ms", "transformers CPU ms", "speed-up (CPU)", "goal", "speed-up (wall)",
-         "transformers helpers ms", "w2v2 audio s/CPU s", "w2v2 peak MB", "transformers peak MB",
+         "w2v2 cached CPU ms", "speed-up cached (CPU)", "transformers helpers ms", "w2v2 audio s/CPU s", "w2v2 peak MB", "transformers peak MB",
          "parity (fp32, eval)"],
         [[r["label"], r["dtype"], f"{r['ms']['w2v2']:.0f}", f"{r['ms'][HF]:.0f}", f"{r['speedup']:.2f}x",
           f"{GOALS[r['task']]}x", f"{r['wall_speedup']:.2f}x",
+          f"{r['ms'][CACHED]:.0f}" if CACHED in r["ms"] else "-",
+          f"{r['cached_speedup']:.2f}x" if r.get("cached_speedup") else "-",
           f"{r['hf_helpers_ms']:.1f}" if r["hf_helpers_ms"] is not None else "-",
           f"{r['audio_s'] / r['ms']['w2v2'] * 1e3:.2f}", mem(r, "w2v2"), mem(r, HF),
           f"{r['parity']:.1e}" if r["parity"] is not None else "-"] for r in rows]))
@@ -356,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     info["hf_attention"] = build_theirs(cases[0]).config._attn_implementation
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=len(cases) * len(IMPLS) * (args.warmup + args.reps), desc="A/B updates", unit="update") as bar:
+    with tqdm(total=sum(len(impls(c)) for c in cases) * (args.warmup + args.reps), desc="A/B updates", unit="update") as bar:
         for case in cases:  # results are rewritten after every case: a long run can be stopped early
             row = run_case(case, args.reps, args.warmup, bar)
             if not args.no_memory:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import W2V2Config
+from .dropout import Dropout
 from .masking import compute_mask_indices
 from .wav2vec2 import Wav2Vec2Model, build_model
 
@@ -29,23 +30,24 @@ class Wav2Vec2ForCTC(nn.Module):
             raise ValueError("a CTC model needs vocab_size > 0")
         self.cfg = cfg
         self.wav2vec2 = wav2vec2
-        self.dropout = nn.Dropout(cfg.final_dropout)
+        self.dropout = Dropout(cfg.final_dropout)
         self.lm_head = nn.Linear(wav2vec2.feature_projection.projection.out_features, cfg.vocab_size)
         nn.init.xavier_uniform_(self.lm_head.weight)  # fairseq's Wav2VecCtc output layer
         nn.init.zeros_(self.lm_head.bias)
 
     def forward(self, waveform: Tensor, lengths: Tensor | None = None,
-                rng: np.random.Generator | None = None, freeze_encoder: bool = False) -> CTCOutput:
+                rng: np.random.Generator | None = None, freeze_encoder: bool = False,
+                conv_features: tuple[Tensor, Tensor] | None = None) -> CTCOutput:
         """``freeze_encoder``: run the encoder without autograd (the first fine-tuning updates,
-        where only the output layer trains)."""
+        where only the output layer trains). ``conv_features``: see ``Wav2Vec2Model.features``."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
-            x, lengths = self.encode(waveform, lengths, rng)
+            x, lengths = self.encode(waveform, lengths, rng, conv_features)
         return CTCOutput(self.lm_head(self.dropout(x)), lengths)
 
-    def encode(self, waveform: Tensor, lengths: Tensor | None,
-               rng: np.random.Generator | None) -> tuple[Tensor, Tensor | None]:
+    def encode(self, waveform: Tensor, lengths: Tensor | None, rng: np.random.Generator | None,
+               conv_features: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
         cfg, w = self.cfg, self.wav2vec2
-        f = w.features(waveform, lengths)
+        f = w.features(waveform, lengths, conv_features)
         x = f.projected
         b, t, d = x.shape
         time_mask = channel_mask = None

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import W2V2Config
+from .dropout import Dropout
 from .losses import contrastive_accuracy, contrastive_logits, contrastive_loss, diversity_loss
 from .masking import compute_mask_indices, sample_negatives
 from .quantizer import GumbelVectorQuantizer
@@ -41,7 +42,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
         self.input_quantizer = input_quantizer
         c = wav2vec2.feature_extractor.out_channels
         d = wav2vec2.feature_projection.projection.out_features
-        self.dropout_features = nn.Dropout(cfg.dropout_features)
+        self.dropout_features = Dropout(cfg.dropout_features)
         self.project_q = nn.Linear(cfg.codevector_dim if quantizer is not None else c, cfg.final_dim)
         self.final_proj = nn.Linear(d, cfg.final_dim)
         self.project_inp = nn.Linear(cfg.codevector_dim, d) if input_quantizer is not None else None

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dropout import Dropout
 from .fft_conv import fft_grouped_conv, fft_is_faster
 
 
@@ -86,8 +87,8 @@ class FeedForward(nn.Module):
         super().__init__()
         self.intermediate_dense = bert_init(nn.Linear(dim, ffn_dim))
         self.output_dense = bert_init(nn.Linear(ffn_dim, dim))
-        self.activation_dropout = nn.Dropout(activation_dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.activation_dropout = Dropout(activation_dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.activation_dropout(F.gelu(self.intermediate_dense(x)))
@@ -102,7 +103,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.attention = attention
         self.feed_forward = feed_forward
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layer_norm = nn.LayerNorm(dim, eps=eps)
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
         self.layer_norm_first = layer_norm_first
@@ -124,7 +125,7 @@ class TransformerEncoder(nn.Module):
         self.pos_conv = pos_conv
         self.layers = nn.ModuleList(layers)
         self.layer_norm = nn.LayerNorm(dim, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layerdrop = layerdrop
         self.layer_norm_first = layer_norm_first
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import W2V2Config
+from .dropout import Dropout
 from .feature_encoder import FeatureEncoder, build_feature_encoder
 from .masking import lengths_to_mask
 from .transformer import TransformerEncoder, build_transformer
@@ -33,7 +34,7 @@ class FeatureProjection(nn.Module):
         super().__init__()
         self.layer_norm = nn.LayerNorm(in_dim, eps=eps)
         self.projection = nn.Linear(in_dim, out_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Returns (projected, normalised): the quantizer reads the normalised, unprojected frames."""
@@ -73,8 +74,13 @@ class Wav2Vec2Model(nn.Module):
         self.mask_emb = nn.Parameter(torch.empty(dim).uniform_())
         self.feature_grad_mult = feature_grad_mult
 
-    def features(self, waveform: Tensor, lengths: Tensor | None = None) -> Features:
-        if self.feature_grad_mult > 0:
+    def features(self, waveform: Tensor, lengths: Tensor | None = None,
+                 conv_features: tuple[Tensor, Tensor] | None = None) -> Features:
+        """``conv_features``: the feature encoder's (B, T', C) output and frame counts, when they are
+        already known (fine-tuning's feature cache); the waveform is then not encoded again."""
+        if conv_features is not None:
+            z, frame_lengths = conv_features
+        elif self.feature_grad_mult > 0:
             z, frame_lengths = self.feature_extractor(waveform, lengths)
             if self.feature_grad_mult != 1.0 and z.requires_grad:
                 z = GradMultiply.apply(z, self.feature_grad_mult)

@@ -23,6 +23,7 @@ from ..decode.metrics import char_error_rate, word_error_rate
 from ..interop.model_dir import load_model_dir, save_model_dir
 from ..model import Wav2Vec2ForCTC, build_model, preset
 from .config import TrainConfig
+from .feature_cache import FeatureCache
 from .loop import StepResult, Trainer
 from .options import add_train_options, train_config_from_args
 from .pretrain import override_config
@@ -91,15 +92,21 @@ class FinetuneTask:
     crop_to_shortest = False
 
     def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
-                 unknown: str, metric: str = "wer") -> None:
+                 unknown: str, metric: str = "wer", feature_cache: FeatureCache | None = None) -> None:
         self.metric = metric  # model selection: dev WER (the paper), or CER when WER says little
+        self.feature_cache = feature_cache
         self.cfg, self.vocab, self.valid, self.freeze_updates, self.unknown = cfg, vocab, valid, freeze_updates, unknown
         self.normalize = cfg.normalize
         self.find_unused_parameters = True  # LayerDrop and the frozen phase leave parameters unused
         self._valid_audio: list[np.ndarray] | None = None
 
     def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult:
-        out = model(batch.waveform, batch.lengths, rng=rng, freeze_encoder=num_updates < self.freeze_updates)
+        conv = None
+        if self.feature_cache is not None:
+            encoder = getattr(model, "module", model).wav2vec2.feature_extractor  # through DDP
+            conv = self.feature_cache.encode(encoder, batch.waveform, batch.lengths, batch.ids)
+        out = model(batch.waveform, batch.lengths, rng=rng, freeze_encoder=num_updates < self.freeze_updates,
+                    conv_features=conv)
         targets = [torch.tensor(self.vocab.encode(t, self.unknown), dtype=torch.long) for t in batch.texts]
         log_probs = F.log_softmax(out.logits.float(), dim=-1).transpose(0, 1)
         frames = out.lengths if out.lengths is not None else torch.full((len(targets),), log_probs.shape[0])
@@ -160,7 +167,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     model.wav2vec2.feature_grad_mult = 0.0
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
-    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by)
+    cache = None
+    if args.feature_cache_mb > 0 and tcfg.max_sample_size >= max(e.samples for e in train):  # no random crops
+        cache = FeatureCache(args.feature_cache_mb * 2**20)
+    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache)
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
@@ -184,6 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--best-by", default="wer", choices=["wer", "cer"],
                    help="dev metric that selects the best checkpoint (CER for very small budgets, where the WER "
                         "stays at or above 100%% while the letters already improve)")
+    p.add_argument("--feature-cache-mb", type=int, default=4096,
+                   help="CPU memory for the frozen feature encoder's outputs, reused every epoch (0: recompute "
+                        "them every update; 1 h of audio takes 370 MB at 512 channels in fp32)")
     p.add_argument("--resume", action="store_true")
     add_train_options(p, finetune_defaults(RECIPES["10min"], None))
     p.set_defaults(func=cmd_finetune)

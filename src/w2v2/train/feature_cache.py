@@ -1,0 +1,54 @@
+"""Frozen feature-encoder outputs kept across epochs during fine-tuning.
+
+In fine-tuning the feature encoder is frozen (paper section 4.3) and has no dropout, so an
+utterance's conv features are the same in every epoch: with 10 minutes or 1 hour of labels a run
+makes hundreds of epochs, and recomputing them was a quarter of a tiny fp32 update on CPU
+(benchmarks/README.md). The cache keeps them in CPU memory, up to a byte budget (past it, the
+remaining utterances are computed every time).
+
+Each utterance is encoded on its own, unpadded, as inference does: with the group-norm encoder
+(BASE layout) a zero-padded batch lets the padding into the normalisation statistics, so the
+cached features are the exact per-utterance ones rather than those of whatever batch came first.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..model.feature_encoder import FeatureEncoder
+
+
+class FeatureCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.store: dict[str, Tensor] = {}
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def encode(self, encoder: FeatureEncoder, waveform: Tensor, lengths: Tensor,
+               keys: list[str]) -> tuple[Tensor, Tensor]:
+        """(B, samples) padded waveforms -> (B, T', C) conv features (zero past each utterance's
+        frames) and the (B,) frame counts; the encoder's parameters must be frozen."""
+        if any(p.requires_grad for p in encoder.parameters()):
+            raise RuntimeError("the feature cache needs a frozen feature encoder")
+        frame_lengths = encoder.output_lengths(lengths)
+        feats = []
+        with torch.no_grad():
+            for key, wave, n in zip(keys, waveform, lengths.tolist()):
+                z = self.store.get(key)
+                if z is None:
+                    self.misses += 1
+                    z = encoder(wave[:n].unsqueeze(0))[0][0]
+                    size = z.numel() * z.element_size()
+                    if self.bytes + size <= self.max_bytes:
+                        self.store[key] = z.to("cpu", copy=True)
+                        self.bytes += size
+                else:
+                    self.hits += 1
+                feats.append(z)
+            out = feats[0].new_zeros(len(feats), int(frame_lengths.max()), feats[0].shape[-1], device=waveform.device)
+            for i, z in enumerate(feats):
+                out[i, :z.shape[0]] = z.to(waveform.device, out.dtype)
+        return out, frame_lengths

@@ -1,0 +1,74 @@
+"""Fine-tuning's feature cache: the per-utterance features of the frozen encoder, reused."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from train_utils import micro_config
+from w2v2.model import build_ctc_model
+from w2v2.train.feature_cache import FeatureCache
+
+
+def frozen_ctc():
+    torch.manual_seed(0)
+    model = build_ctc_model(dataclasses.replace(micro_config(), vocab_size=8, mask_prob=0.0, mask_channel_prob=0.0))
+    for p in model.wav2vec2.feature_extractor.parameters():
+        p.requires_grad_(False)
+    model.wav2vec2.feature_grad_mult = 0.0
+    return model.eval()
+
+
+def test_features_are_the_unpadded_per_utterance_ones_and_are_reused():
+    model = frozen_ctc()
+    fe = model.wav2vec2.feature_extractor
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.tensor([8000, 5000, 6400])
+    wave = torch.zeros(3, 8000)
+    for i, n in enumerate(lengths.tolist()):
+        wave[i, :n] = torch.randn(n, generator=g)
+    cache = FeatureCache(max_bytes=10**8)
+    z, frames = cache.encode(fe, wave, lengths, ["a", "b", "c"])
+    assert torch.equal(frames, fe.output_lengths(lengths))
+    for i, n in enumerate(lengths.tolist()):
+        alone = fe(wave[i:i + 1, :n])[0][0]
+        assert torch.equal(z[i, :frames[i]], alone)
+        assert not z[i, frames[i]:].any()
+    assert (cache.hits, cache.misses) == (0, 3)
+    wave2 = wave.clone()
+    wave2[1] = 0.0  # a cached key is not encoded again
+    z2, _ = cache.encode(fe, wave2, lengths, ["a", "b", "c"])
+    assert torch.equal(z2, z) and (cache.hits, cache.misses) == (3, 3)
+
+
+def test_budget_limits_what_is_kept_and_results_stay_right():
+    model = frozen_ctc()
+    fe = model.wav2vec2.feature_extractor
+    wave = torch.randn(2, 4000, generator=torch.Generator().manual_seed(2))
+    lengths = torch.tensor([4000, 4000])
+    one = fe(wave[:1])[0][0]
+    cache = FeatureCache(max_bytes=one.numel() * one.element_size())  # room for one utterance
+    z, _ = cache.encode(fe, wave, lengths, ["x", "y"])
+    assert list(cache.store) == ["x"] and cache.bytes <= cache.max_bytes
+    z2, _ = cache.encode(fe, wave, lengths, ["x", "y"])
+    assert torch.equal(z, z2) and (cache.hits, cache.misses) == (1, 3)
+
+
+def test_ctc_logits_with_cached_features_equal_the_plain_forward():
+    model = frozen_ctc()
+    wave = torch.randn(2, 6000, generator=torch.Generator().manual_seed(3))
+    lengths = torch.tensor([6000, 6000])  # unpadded: the batched encoder sees the same input
+    cache = FeatureCache(max_bytes=10**8)
+    with torch.no_grad():
+        plain = model(wave, lengths)
+        cached = model(wave, lengths, conv_features=cache.encode(model.wav2vec2.feature_extractor, wave, lengths,
+                                                                  ["u1", "u2"]))
+    assert torch.allclose(plain.logits, cached.logits, atol=1e-5) and torch.equal(plain.lengths, cached.lengths)
+
+
+def test_refuses_a_trainable_encoder():
+    model = build_ctc_model(dataclasses.replace(micro_config(), vocab_size=8))
+    with pytest.raises(RuntimeError, match="frozen"):
+        FeatureCache(10**6).encode(model.wav2vec2.feature_extractor, torch.zeros(1, 4000), torch.tensor([4000]), ["a"])
