@@ -91,6 +91,9 @@ def test_contrastive_logits_equal_the_gathered_cosines_of_fairseq():
     assert torch.isinf(ref).sum() > 0 and torch.equal(torch.isinf(ours), torch.isinf(ref))
     finite = torch.isfinite(ref)
     assert torch.allclose(ours[finite], ref[finite], atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the cosines stay in fp32 under autocast
+        under_autocast = contrastive_logits(c, y, idx, 0.1)
+    assert torch.allclose(under_autocast[finite], ours[finite], atol=1e-6)
     grads = [torch.autograd.grad(torch.log_softmax(v, -1)[..., 0].sum(), (c, y)) for v in (ours, ref)]
     for a, r in zip(*grads):
         assert torch.allclose(a, r, atol=1e-5)

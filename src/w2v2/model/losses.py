@@ -21,9 +21,10 @@ def contrastive_logits(context: Tensor, targets: Tensor, negatives: Tensor, temp
     Equal vectors are found exactly by ``unique`` over the rows.
     """
     b, m, _ = targets.shape
-    unit_c = context.float() / context.float().norm(dim=-1, keepdim=True).clamp_min(eps)
-    unit_y = targets.float() / targets.float().norm(dim=-1, keepdim=True).clamp_min(eps)
-    sims = torch.bmm(unit_c, unit_y.transpose(1, 2))  # (B, M, M)
+    with torch.autocast(context.device.type, enabled=False):  # autocast would run the bmm in bf16 / fp16
+        unit_c = context.float() / context.float().norm(dim=-1, keepdim=True).clamp_min(eps)
+        unit_y = targets.float() / targets.float().norm(dim=-1, keepdim=True).clamp_min(eps)
+        sims = torch.bmm(unit_c, unit_y.transpose(1, 2))  # (B, M, M)
     logits = torch.cat([sims.diagonal(dim1=1, dim2=2).unsqueeze(-1), sims.gather(2, negatives)], dim=-1) / temperature
     row_id = torch.unique(targets.detach().reshape(b * m, -1), dim=0, return_inverse=True)[1].view(b, m)
     neg_is_pos = row_id.gather(1, negatives.reshape(b, -1)).view_as(negatives) == row_id.unsqueeze(-1)
