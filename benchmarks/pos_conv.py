@@ -63,7 +63,7 @@ def main() -> None:
                 for _ in range(2):
                     for name, fn in (("direct", direct), ("fft", fft)):
                         best[name] = min(best[name], seconds(fn, x, w, low_precision))
-                pick = fft_is_faster(b, t, KERNEL, backward=True, low_precision=low_precision)
+                pick = fft_is_faster(b, t, KERNEL, c // GROUPS, backward=True, low_precision=low_precision)
                 rows.append({"direct_dtype": "bf16" if low_precision else "fp32", "channels": c, "batch": b,
                              "frames": t, "direct_ms": 1e3 * best["direct"], "fft_ms": 1e3 * best["fft"],
                              "model_picks": "fft" if pick else "direct"})

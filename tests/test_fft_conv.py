@@ -66,12 +66,15 @@ def test_positional_embedding_same_output_and_parameter_gradients_either_way():
 
 
 def test_cost_model_prefers_direct_for_short_single_inputs_and_fft_for_large_batches():
-    assert not fft_is_faster(1, 50, 128, backward=True, low_precision=False)
-    assert not fft_is_faster(1, 1500, 128, backward=True, low_precision=False)  # the weight spectrum grows with T
-    assert fft_is_faster(8, 199, 128, backward=True, low_precision=False)
-    assert fft_is_faster(16, 100, 128, backward=True, low_precision=True)
-    # a faster direct conv (bf16) or no backward pass never turns the choice towards the FFT
+    for width in (16, 48, 64):  # tiny, BASE, LARGE
+        assert not fft_is_faster(1, 50, 128, width, backward=True, low_precision=False)
+        assert not fft_is_faster(1, 1500, 128, width, backward=True, low_precision=False)  # spectrum grows with T
+        assert fft_is_faster(16, 100, 128, width, backward=True, low_precision=False)
+    assert fft_is_faster(8, 199, 128, 16, backward=True, low_precision=True)
+    assert not fft_is_faster(2, 199, 128, 48, backward=True, low_precision=False)
+    # a faster direct conv (bf16), no backward pass or wider groups never turn the choice towards the FFT
     for b, t in ((1, 50), (2, 199), (4, 299), (8, 199), (4, 780), (16, 100)):
-        fp32 = fft_is_faster(b, t, 128, backward=True, low_precision=False)
-        assert fp32 or not fft_is_faster(b, t, 128, backward=True, low_precision=True)
-        assert fp32 or not fft_is_faster(b, t, 128, backward=False, low_precision=False)
+        fp32 = fft_is_faster(b, t, 128, 48, backward=True, low_precision=False)
+        assert fp32 or not fft_is_faster(b, t, 128, 48, backward=True, low_precision=True)
+        assert fp32 or not fft_is_faster(b, t, 128, 48, backward=False, low_precision=False)
+        assert fp32 or not fft_is_faster(b, t, 128, 64, backward=True, low_precision=False)

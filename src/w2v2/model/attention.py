@@ -6,7 +6,9 @@ matmul-softmax-matmul, drawing its dropout mask with ``bernoulli_``; the explici
 cheaper mask of ``dropout.py`` instead. Under bf16 / fp16 autocast, for the sequence lengths of
 training crops, the explicit form with its two AMX matmuls was also faster than SDPA's CPU flash
 kernel, forward + backward (8 x 4 heads x 199 frames: 1.6x; 2 x 12 x 199: 2.3x; 4 x 12 x 299:
-1.15x; 4 x 16 x 400: 0.85x; benchmarks/README.md), so it is used up to ``MAX_EXPLICIT_FRAMES``.
+1.15x; 4 x 16 x 400: 0.85x; benchmarks/README.md), but it keeps the B x H x T x T probabilities
+for the backward pass (BASE fine-tuning on 4 x 6 s: +200 MB for 5 %), so without dropout it is used
+only up to ``MAX_EXPLICIT_SCORES`` of them per layer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import Tensor
 
 from .dropout import dropout
 
-MAX_EXPLICIT_FRAMES = 320
+MAX_EXPLICIT_SCORES = 2**21
 
 
 def explicit_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
@@ -33,6 +35,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: f
     """q, k, v: (B, H, T, d); ``mask``: (B, 1, 1, T) bool or None; ``dropout_p`` 0 outside training."""
     if q.device.type == "cpu" and torch.is_grad_enabled():
         low_precision = torch.is_autocast_enabled("cpu") or q.dtype in (torch.bfloat16, torch.float16)
-        if dropout_p > 0 or (low_precision and q.shape[-2] <= MAX_EXPLICIT_FRAMES):
+        b, h, t, _ = q.shape
+        if dropout_p > 0 or (low_precision and b * h * t * t <= MAX_EXPLICIT_SCORES):
             return explicit_attention(q, k, v, mask, dropout_p)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)

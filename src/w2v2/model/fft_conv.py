@@ -32,15 +32,18 @@ def fft_size(n: int) -> int:
         n += 1
 
 
-def fft_is_faster(batch: int, frames: int, kernel: int, backward: bool, low_precision: bool) -> bool:
+def fft_is_faster(batch: int, frames: int, kernel: int, group_width: int, backward: bool,
+                  low_precision: bool) -> bool:
     """CPU cost model, per (output channel x input channel of a group), fitted on fp32 timings of
-    C in {256, 768, 1024}, B*T from 50 to 3,120 frames (benchmarks/README.md): FFT ~ N (19 log2 N
-    + 8 B) (weight spectrum + per-bin matmuls), direct ~ B T K; the FFT must win by 20 %. Without a
-    backward pass the weight's spectrum is a larger share (29 instead of 19); under bf16 / fp16
-    autocast the direct conv runs about 1.6x faster while the FFT stays in float32."""
+    C in {256, 768, 1024}, B*T from 50 to 3,120 frames (benchmarks/pos_conv.py): FFT ~ N (19 log2 N
+    + 8 B) (weight spectrum + per-bin matmuls), direct ~ B T K sqrt(48 / group width) (oneDNN's
+    grouped conv gets slower per multiply-add as groups narrow: 53 GFLOP/s at 16 channels per group,
+    98 at 48); the FFT must win by 20 %. Without a backward pass the weight's spectrum is a larger
+    share (29 instead of 19); under bf16 / fp16 autocast the direct conv runs about 1.6x faster while
+    the FFT stays in float32."""
     n = fft_size(frames + kernel - 1)
     fft_cost = n * ((19 if backward else 29) * math.log2(n) + 8 * batch)
-    direct_cost = 0.8 * batch * frames * kernel / (1.6 if low_precision else 1.0)
+    direct_cost = 0.8 * batch * frames * kernel * math.sqrt(48 / group_width) / (1.6 if low_precision else 1.0)
     return fft_cost < direct_cost
 
 

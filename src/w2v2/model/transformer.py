@@ -46,7 +46,7 @@ class ConvPositionalEmbedding(nn.Module):
         if self.method != "auto":
             return self.method == "fft"
         backward = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-        return x.device.type == "cpu" and fft_is_faster(x.shape[0], x.shape[1], self.kernel, backward,
+        return x.device.type == "cpu" and fft_is_faster(x.shape[0], x.shape[1], self.kernel, w.shape[1], backward,
                                                         torch.is_autocast_enabled("cpu"))
 
     def forward(self, x: Tensor) -> Tensor:
