@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -103,6 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=10, help="updates per log interval (default 10)")
     p.add_argument("--manifest", type=Path, help="an existing manifest (default: built from the unlabeled split)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--runs-dir", type=Path,
+                   help="where the pre-training runs (checkpoints, logs) go; default: a temporary folder, removed "
+                        "at the end (they are hundreds of MB and must not land in the repository)")
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.log_every < 1 or min(args.workers) < 0:
         p.error("--minutes must be > 0, --log-every >= 1, --workers >= 0")
@@ -111,10 +115,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    runs = args.out / "throughput_runs"
-    if runs.exists() and any(runs.iterdir()):
-        raise SystemExit(f"{runs} is not empty: remove it or choose another --out")
-    runs.mkdir(parents=True, exist_ok=True)
+    if args.runs_dir is None:
+        with tempfile.TemporaryDirectory(prefix="w2v2-throughput-") as tmp:
+            measure(args, Path(tmp))
+    else:
+        if args.runs_dir.exists() and any(args.runs_dir.iterdir()):
+            raise SystemExit(f"{args.runs_dir} is not empty: remove it or choose another --runs-dir")
+        args.runs_dir.mkdir(parents=True, exist_ok=True)
+        measure(args, args.runs_dir)
+
+
+def measure(args: argparse.Namespace, runs: Path) -> None:
     info = machine()
     manifest = args.manifest or build_manifest(args.out)
     results = []
