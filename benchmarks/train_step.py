@@ -302,8 +302,8 @@ def report(info: dict, rows: list[dict]) -> str:
            f"{info['load_end'][0]:.2f} at end", ""]
     out.append(fmt_table(
         ["update", "dtype", "w2v2 CPU ms", "transformers CPU ms", "speed-up (CPU)", "goal", "speed-up (wall)",
-         "w2v2 cached CPU ms", "speed-up cached (CPU)", "transformers helpers ms", "w2v2 audio s/CPU s", "w2v2 peak MB", "transformers peak MB",
-         "parity (fp32, eval)"],
+         "w2v2 cached CPU ms", "speed-up cached (CPU)", "transformers helpers ms", "w2v2 audio s/CPU s",
+         "w2v2 peak MB", "transformers peak MB", "parity (fp32, eval)"],
         [[r["label"], r["dtype"], f"{r['ms']['w2v2']:.0f}", f"{r['ms'][HF]:.0f}", f"{r['speedup']:.2f}x",
           f"{GOALS[r['task']]}x", f"{r['wall_speedup']:.2f}x",
           f"{r['ms'][CACHED]:.0f}" if CACHED in r["ms"] else "-",
@@ -377,7 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     info["hf_attention"] = build_theirs(cases[0]).config._attn_implementation
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=sum(len(impls(c)) for c in cases) * (args.warmup + args.reps), desc="A/B updates", unit="update") as bar:
+    total = sum(len(impls(c)) for c in cases) * (args.warmup + args.reps)
+    with tqdm(total=total, desc="A/B updates", unit="update") as bar:
         for case in cases:  # results are rewritten after every case: a long run can be stopped early
             row = run_case(case, args.reps, args.warmup, bar)
             if not args.no_memory:

@@ -58,9 +58,10 @@ def run_ablation(args: argparse.Namespace) -> Path:
                                         str(d / "eval")], d / "eval")
         v = last_valid(d / "pretrain")
         m = json.loads((d / "eval" / "metrics.json").read_text())
+        code_ppl = f"{v['code_ppl']:.1f}" if v.get("code_ppl") else "–"  # no target quantizer: no codes
         rows.append([name, " ".join(VARIANTS[name]) or "—", f"{v.get('acc', float('nan')):.3f}",
-                     f"{v.get('contrastive', float('nan')):.3f}", f"{v['code_ppl']:.1f}" if v.get("code_ppl") else "–",
-                     f"{100 * m['wer']:.1f}", f"{100 * m['cer']:.1f}"])
+                     f"{v.get('contrastive', float('nan')):.3f}", code_ppl, f"{100 * m['wer']:.1f}",
+                     f"{100 * m['cer']:.1f}"])
     table = markdown_table(["variant", "config", "valid acc", "valid contrastive loss", "code ppl", "test WER %",
                             "test CER %"], rows, "llrrrrr")
     minutes = sum(r["seconds"] for r in runner.records) / 60

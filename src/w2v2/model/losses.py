@@ -22,8 +22,8 @@ def contrastive_logits(context: Tensor, targets: Tensor, negatives: Tensor, temp
     """
     b, m, _ = targets.shape
     with torch.autocast(context.device.type, enabled=False):  # autocast would run the bmm in bf16 / fp16
-        unit_c = context.float() / context.float().norm(dim=-1, keepdim=True).clamp_min(eps)
-        unit_y = targets.float() / targets.float().norm(dim=-1, keepdim=True).clamp_min(eps)
+        unit_c = F.normalize(context.float(), dim=-1, eps=eps)
+        unit_y = F.normalize(targets.float(), dim=-1, eps=eps)
         sims = torch.bmm(unit_c, unit_y.transpose(1, 2))  # (B, M, M)
     logits = torch.cat([sims.diagonal(dim1=1, dim2=2).unsqueeze(-1), sims.gather(2, negatives)], dim=-1) / temperature
     row_id = torch.unique(targets.detach().reshape(b * m, -1), dim=0, return_inverse=True)[1].view(b, m)

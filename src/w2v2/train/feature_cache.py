@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from ..model.feature_encoder import FeatureEncoder
 
@@ -48,7 +49,5 @@ class FeatureCache:
                 else:
                     self.hits += 1
                 feats.append(z)
-            out = feats[0].new_zeros(len(feats), int(frame_lengths.max()), feats[0].shape[-1], device=waveform.device)
-            for i, z in enumerate(feats):
-                out[i, :z.shape[0]] = z.to(waveform.device, out.dtype)
+        out = pad_sequence([z.to(waveform.device, feats[0].dtype) for z in feats], batch_first=True)
         return out, frame_lengths

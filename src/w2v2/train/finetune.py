@@ -168,14 +168,15 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
     cache = None
-    if args.feature_cache_mb > 0 and tcfg.max_sample_size >= max(e.samples for e in train):  # no random crops
+    no_crops = tcfg.max_sample_size >= max(e.samples for e in train)  # a random crop would change the features
+    if args.feature_cache_mb > 0 and no_crops:
         cache = FeatureCache(args.feature_cache_mb * 2**20)
     task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache)
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
-        print(f"fine-tuning done: {result['num_updates']} updates, best dev {args.best_by.upper()} {result['best']:.2f}%, "
-              f"{dropped} training utterances dropped (too short for their transcript), {dropped_valid} dev; "
+        print(f"fine-tuning done: {result['num_updates']} updates, "
+              f"best dev {args.best_by.upper()} {result['best']:.2f}%, {dropped} training utterances dropped (too short for their transcript), {dropped_valid} dev; "
               f"model: {out / 'best'}")
 
 
