@@ -60,8 +60,25 @@ def test_lowres_experiment_end_to_end(tmp_path):
         assert needed in report, needed
     html = (exp / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "<table>" in html
-    metrics = json.loads(next(exp.rglob("metrics.json")).read_text())
-    assert 0.0 <= metrics["wer"]
+    # every number of the report is the one its evaluation wrote (report.md cell and report.json row)
+    summary = json.loads((exp / "report.json").read_text())
+    assert summary["scale"] == "ci" and re.fullmatch(r"[0-9a-f]{4,40}|unknown", summary["commit"])
+    pre_log = [json.loads(line) for line in (exp / "pretrain" / "log.jsonl").read_text().splitlines()]
+    last_valid = [r for r in pre_log if r["kind"] == "valid"][-1]
+    assert summary["pretrain"]["updates"] == max(r["update"] for r in pre_log) > 0
+    assert summary["pretrain"]["valid_acc"] == last_valid["acc"]
+    assert len(summary["rows"]) == 6
+    lab = next(corpus.glob("labeled_*.tsv")).stem
+    for row in summary["rows"]:
+        init = "pretrained" if row["pretrained"] else "scratch"
+        metrics = json.loads((exp / "finetune" / f"{lab}-{init}" / "eval" / f"test-{row['decoder']}"
+                              / "metrics.json").read_text())
+        assert row["labeled"] == lab and row["test"] == "test"
+        assert row["wer"] == round(100 * metrics["wer"], 2) and row["cer"] == round(100 * metrics["cer"], 2)
+        assert (row["ref_words"], row["ref_chars"]) == (metrics["n_words"], metrics["n_chars"])
+        lm = {"greedy": "None", "ngram": "4-gram", "rescore": "4-gram + Transformer rescoring"}[row["decoder"]]
+        cell = "%.1f (%.1f)" % (100 * metrics["wer"], 100 * metrics["cer"])
+        assert any(f"| {'yes' if row['pretrained'] else 'no'} | {lm} | {cell} |" in r for r in rows), (cell, rows)
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert second.stdout.count("done already") == len(stages)

@@ -132,3 +132,15 @@ def test_cli_build(tmp_path):
     words = {w for (w,) in lm.entries[0]} - {"<s>", "</s>", "<unk>"}
     assert words == {w for w, _ in Counter(w for s in sentences for w in s).most_common(20)}
     assert read_lexicon(tmp_path / "lex.txt") == {w: [list(w) + ["|"]] for w in words}
+
+
+def test_arpa_scoring_of_an_unknown_word_without_unk_is_an_error(tmp_path):
+    """A hand-written bigram model without <unk>: known words back off as the ARPA format says
+    (p(b | a) = backoff(a) * p(b)), an unknown word is refused instead of searched for forever."""
+    (tmp_path / "lm.arpa").write_text("\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1.0 <s> -0.3\n-0.5 a -0.2\n"
+                                      "-0.7 b\n\n\\2-grams:\n-0.1 <s> a\n\n\\end\\\n")
+    lm = ArpaLM.read(tmp_path / "lm.arpa")
+    assert lm.log10_prob(["<s>"], "a") == pytest.approx(-0.1)
+    assert lm.log10_prob(["a"], "b") == pytest.approx(-0.2 - 0.7)
+    with pytest.raises(KeyError, match="'zebra' is not in the model's vocabulary"):
+        lm.log10_prob(["a"], "zebra")

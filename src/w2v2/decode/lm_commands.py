@@ -10,23 +10,12 @@ from pathlib import Path
 
 import torch
 
-from .ngram import SPECIALS, build_arpa, build_binary, read_sentences
+from .ngram import SPECIALS, build_arpa, build_binary, iter_arpa, read_sentences
 
 
 def arpa_words(path: Path) -> list[str]:
     """The unigrams of an ARPA file, special tokens left out."""
-    words, inside = [], False
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("\\"):
-                if inside:
-                    break
-                inside = line.strip() == "\\1-grams:"
-            elif inside and line.strip():
-                word = line.split()[1]
-                if word not in SPECIALS:
-                    words.append(word)
-    return words
+    return [gram[0] for _, gram, _, _ in iter_arpa(path, max_order=1) if gram[0] not in SPECIALS]
 
 
 def cmd_build(args: argparse.Namespace) -> None:

@@ -235,6 +235,29 @@ def write_arpa(model: NGramModel, path: str | Path) -> None:
     atomic_write(Path(path), write)
 
 
+def iter_arpa(path: str | Path, max_order: int = 0) -> Iterator[tuple[int, tuple[str, ...], float, float]]:
+    """(order, n-gram, log10 prob, log10 backoff) for every entry of an ARPA file, section by section;
+    with ``max_order`` the file is read only up to that order's section."""
+    n = 0
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith(("ngram ", "\\data\\", "\\end\\")):
+                continue
+            if line.startswith("\\") and line.endswith("-grams:"):
+                n = int(line[1:-7])
+                if max_order and n > max_order:
+                    return
+                continue
+            fields = line.split()
+            if n == 0 or len(fields) not in (n + 1, n + 2):
+                raise ValueError(f"{path}:{number}: not an ARPA {n}-gram line: {line[:80]!r}")
+            backoff = float(fields[n + 1]) if len(fields) == n + 2 else 0.0
+            yield n, tuple(fields[1: n + 1]), float(fields[0]), backoff
+    if n == 0:
+        raise ValueError(f"{path}: no n-gram sections (not an ARPA file)")
+
+
 class ArpaLM:
     """An ARPA back-off model read into dictionaries, for scoring (small models, tests)."""
 
@@ -245,28 +268,17 @@ class ArpaLM:
     @classmethod
     def read(cls, path: str | Path) -> ArpaLM:
         entries: list[dict[tuple[str, ...], tuple[float, float]]] = []
-        n = 0
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if not line or line.startswith(("ngram ", "\\data\\", "\\end\\")):
-                    continue
-                if line.startswith("\\") and line.endswith("-grams:"):
-                    n = int(line[1:-7])
-                    entries.append({})
-                    continue
-                fields = line.split()
-                if n == 0 or len(fields) not in (n + 1, n + 2):
-                    raise ValueError(f"{path}:{number}: not an ARPA {n}-gram line: {line[:80]!r}")
-                backoff = float(fields[n + 1]) if len(fields) == n + 2 else 0.0
-                entries[-1][tuple(fields[1: n + 1])] = (float(fields[0]), backoff)
-        if not entries:
-            raise ValueError(f"{path}: no n-gram sections (not an ARPA file)")
+        for n, gram, prob, backoff in iter_arpa(path):
+            while len(entries) < n:
+                entries.append({})
+            entries[n - 1][gram] = (prob, backoff)
         return cls(len(entries), entries)
 
     def log10_prob(self, context: Sequence[str], word: str) -> float:
         """log10 p(word | context) by back-off from the longest known n-gram."""
         if (word,) not in self.entries[0]:
+            if (UNK,) not in self.entries[0]:
+                raise KeyError(f"{word!r} is not in the model's vocabulary and the model has no {UNK}")
             word = UNK
         context = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
         backoff = 0.0

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..analysis.report import markdown_table
 from ..data.manifest import read_manifest
-from ..train.logs import plot_run
+from ..interop.model_dir import atomic_write
+from ..train.logs import plot_run, read_log
 
 LM_NAMES = {"greedy": "None", "ngram": "4-gram", "transformer": "Transformer", "rescore": "4-gram + Transformer rescoring"}
 
@@ -31,14 +32,18 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip() or "unknown"
+
+
 def versions() -> str:
     import numpy
     import torch
 
     from .. import __version__
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    commit = git_commit()
     return (f"w2v2 {__version__} (git {commit}), Python {platform.python_version()}, torch {torch.__version__}, "
             f"numpy {numpy.__version__}")
 
@@ -61,8 +66,36 @@ def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[st
                     m = out / "finetune" / f"{lab.stem}-{init}" / "eval" / f"{test.stem}-{dec}" / "metrics.json"
                     metrics = json.loads(m.read_text()) if m.is_file() else None
                     row[test.stem] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
+                    row[f"{test.stem}/counts"] = (metrics["n_words"], metrics["n_chars"]) if metrics else None
                 rows.append(row)
     return rows
+
+
+def pretrain_summary(run: Path, seconds: float) -> dict:
+    """Updates, minutes and the last validation of the pre-training run (its ``log.jsonl``)."""
+    log = read_log(run) if (run / "log.jsonl").is_file() else []
+    valid = [r for r in log if r["kind"] == "valid"]
+    last = valid[-1] if valid else {}
+    return {"updates": max((r["update"] for r in log), default=0), "minutes": round(seconds / 60, 2),
+            "valid_acc": last.get("acc"), "valid_contrastive": last.get("contrastive"),
+            "code_ppl": last.get("code_ppl"), "prob_ppl": last.get("prob_ppl")}
+
+
+def report_json(rows: list[dict], tests: list[Path], scale: str, wall: float, pretrain: dict) -> dict:
+    """The machine-readable report: one row per (labeled set, initialisation, decoder, test set);
+    rates in percent, ``labeled`` and ``test`` the manifests' names."""
+    out_rows = []
+    for r in rows:
+        for t in tests:
+            if r[t.stem] is None:
+                continue
+            words, chars = r[f"{t.stem}/counts"]
+            out_rows.append({"labeled": r["labeled"], "labeled_minutes": round(r["minutes"], 2),
+                             "pretrained": r["init"] == "pretrained", "decoder": r["decoder"], "test": t.stem,
+                             "wer": round(r[t.stem][0], 2), "cer": round(r[t.stem][1], 2),
+                             "ref_words": words, "ref_chars": chars})
+    return {"commit": git_commit(), "scale": scale, "wall_minutes": round(wall / 60, 2), "pretrain": pretrain,
+            "rows": out_rows}
 
 
 def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None:
@@ -128,6 +161,8 @@ def write_report(out: Path, args: argparse.Namespace, budget: dict, records: lis
            f"- versions: {versions()}", f"- machine: {machine()}",
            f"- wall time of this invocation: {wall / 60:.1f} min; all stages: "
            f"{sum(r['seconds'] for r in records) / 60:.1f} min\n"]
+    summary = report_json(rows, tests, args.scale, wall, pretrain_summary(out / "pretrain", pre))
+    atomic_write(out / "report.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     report = out / "report.md"
     report.write_text("\n".join(md))
     (out / "report.html").write_text(to_html("\n".join(md), out))
