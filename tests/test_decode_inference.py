@@ -96,3 +96,25 @@ def test_too_short_input_is_refused(tiny):
     model, cfg = tiny
     with pytest.raises(ValueError, match="input 1: 100 samples is shorter than the receptive field"):
         compute_emissions(model, cfg, waves(16000, 100))
+
+
+@pytest.mark.parametrize("mode", ["group", "layer"])
+def test_a_files_emissions_do_not_depend_on_its_batch(mode):
+    """A short file decoded alone and in one batch with longer files gives the same emissions, for
+    the BASE layout too (its first GroupNorm would otherwise see the padding: torchaudio issue 2242)."""
+    from w2v2.model import Wav2Vec2ForCTC, build_model
+
+    cfg = W2V2Config(conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2, extractor_mode=mode,
+                     conv_bias=mode == "layer", encoder_embed_dim=32, encoder_layers=2, encoder_ffn_embed_dim=64,
+                     encoder_attention_heads=2, conv_pos=16, conv_pos_groups=4, layer_norm_first=mode == "layer",
+                     vocab_size=8)
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(cfg, build_model(cfg)).eval()
+    short, *longer = waves(9000, 30000, 24000, seed=3)
+    alone = compute_emissions(model, cfg, [short])[0]
+    together = compute_emissions(model, cfg, [short, *longer], InferenceConfig(batch_seconds=10.0))
+    assert len(batches([p for i, x in enumerate([short, *longer]) for p in plan_pieces(i, len(x), cfg,
+                                                                                         InferenceConfig())],
+                       160000)) == 1  # all three in one padded batch
+    assert together[0].shape == alone.shape
+    assert (together[0] - alone).abs().max() < 1e-5

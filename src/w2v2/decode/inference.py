@@ -2,9 +2,10 @@
 
 Batching: pieces of audio are sorted by length and packed into batches of at most
 ``batch_seconds`` of padded audio, so that padding stays small; the model receives the valid
-lengths (key padding mask). For BASE-layout models (GroupNorm in the first conv block) padding
-still enters that norm's statistics, as in fairseq's batched inference; the sorting keeps its
-effect small.
+lengths (key padding mask). For BASE-layout models (GroupNorm in the first conv block) the
+feature encoder runs on each piece's valid samples (``FeatureEncoder.forward``), so that padding
+never enters that norm's statistics: a file's output does not depend on what else is in its batch
+(fairseq's and transformers' batched inference let it in; torchaudio issue 2242).
 
 Chunking: a file longer than ``chunk_seconds`` is cut into windows of ``chunk_seconds`` that each
 carry ``context_seconds`` of extra audio on both sides. Each window's frames inside its central

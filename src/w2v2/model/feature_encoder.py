@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 
 def conv_output_lengths(lengths: Tensor, kernel: int, stride: int) -> Tensor:
@@ -58,9 +59,21 @@ class FeatureEncoder(nn.Module):
             lengths = conv_output_lengths(lengths, block.kernel, block.stride)
         return lengths
 
+    @property
+    def normalizes_over_time(self) -> bool:
+        """True for the BASE layout: the first block's GroupNorm takes its statistics over time."""
+        return any(isinstance(b.norm, nn.GroupNorm) for b in self.conv_layers)
+
     def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """(B, samples) -> (B, T', C) and the valid frames. A padded batch of the BASE layout is
+        encoded one utterance at a time on its valid samples: the GroupNorm would otherwise take
+        the padding into its statistics, and an utterance's features would depend on its batch."""
         if waveform.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
+        if lengths is not None and self.normalizes_over_time and bool((lengths < waveform.shape[1]).any()):
+            frames = self.output_lengths(lengths)
+            feats = [self(w[:n].unsqueeze(0))[0][0] for w, n in zip(waveform, lengths.tolist())]
+            return pad_sequence(feats, batch_first=True), frames
         x = waveform.unsqueeze(1)
         for block in self.conv_layers:
             x, lengths = block(x, lengths)
