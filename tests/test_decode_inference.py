@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from decode_testkit import tiny_ctc_model
 from w2v2.config import W2V2Config
 from w2v2.data.audio import normalize
-from w2v2.decode.inference import InferenceConfig, batches, compute_emissions, num_frames, plan_pieces
+from w2v2.decode.inference import InferenceConfig, batches, compute_emissions, plan_pieces
+from w2v2.model.feature_encoder import num_frames
 from w2v2.interop.model_dir import load_model_dir
 
 CFG = W2V2Config()  # BASE conv stack: 320-sample stride, 400-sample receptive field
@@ -35,10 +36,10 @@ def test_pieces_cover_every_frame_once(samples, chunk, context):
     covered = []
     for p in pieces:
         assert p.start % CFG.frame_stride == 0 and 0 <= p.start < p.end <= samples
-        assert p.keep_to <= num_frames(CFG, p.end - p.start)
+        assert p.keep_to <= num_frames(CFG.conv_layers, p.end - p.start)
         covered.extend(range(p.start // CFG.frame_stride + p.keep_from, p.start // CFG.frame_stride + p.keep_to))
-    assert covered == list(range(num_frames(CFG, samples)))
-    assert num_frames(CFG, samples) == (samples - 400) // 320 + 1
+    assert covered == list(range(num_frames(CFG.conv_layers, samples)))
+    assert num_frames(CFG.conv_layers, samples) == (samples - 400) // 320 + 1
 
 
 def test_batches_respect_the_budget():

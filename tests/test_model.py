@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from train_utils import micro_config
 from w2v2.model import build_pretraining_model, preset
 from w2v2.model.losses import contrastive_logits, diversity_loss
-from w2v2.model.masking import compute_mask_indices
+from w2v2.model.masking import compute_mask_indices, sample_negatives
 from w2v2.model.quantizer import perplexity
 
 
@@ -33,6 +33,11 @@ def run(model, x, seed=0):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     return model(x, rng=rng)
+
+
+def run_fixed(model, x, mask, negatives, seed):
+    torch.manual_seed(seed)
+    return model(x, mask_indices=mask, negatives=negatives)
 
 
 def test_loss_terms_against_hand_computation():
@@ -118,12 +123,21 @@ def test_gradients_reach_the_codebook_and_feature_encoder_scale_applies():
 
 def test_eval_mode_is_deterministic_and_train_mode_samples():
     torch.manual_seed(0)
-    model = build_pretraining_model(micro_config(encoder_layerdrop=0.0))
+    model = build_pretraining_model(micro_config(encoder_layerdrop=0.0, dropout=0.0, dropout_input=0.0,
+                                                 dropout_features=0.0, attention_dropout=0.0))
     x = torch.randn(2, 16000)
-    model.eval()
-    a, b = run(model, x, 0), run(model, x, 0)
-    assert torch.equal(a.logits, b.logits)
-    model.train()
+    t = int(model.wav2vec2.feature_extractor.output_lengths(torch.tensor(16000)))
+    mask = model.compute_masks([t, t], t, np.random.default_rng(0))
+    negatives = sample_negatives(2, int(mask[0].sum()), model.cfg.num_negatives,
+                                 generator=torch.Generator().manual_seed(0))
+    fixed = lambda seed: run_fixed(model, x, mask, negatives, seed)  # noqa: E731 - same masks and negatives
+    model.eval()  # argmax codes, no dropout: the torch seed does not matter
+    a, b = fixed(0), fixed(1)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.codes, b.codes)
+    assert torch.equal(a.logits, fixed(0).logits)
+    model.train()  # no dropout here: only the Gumbel noise of the targets' codes depends on the seed
+    c, d = fixed(0), fixed(1)
+    assert torch.equal(c.logits, fixed(0).logits) and not torch.allclose(c.logits, d.logits)
     model.set_num_updates(0)
     assert model.quantizer.temperature == pytest.approx(2.0)
     model.set_num_updates(10_000_000)

@@ -19,7 +19,8 @@ import soxr
 
 from w2v2.cli import main
 from w2v2.data.commands import data_commands
-from w2v2.data.grammar import DEFAULT_GRAMMAR, digit_string, year_to_words
+from w2v2.data.grammar import DEFAULT_GRAMMAR, digit_string
+from w2v2.data.text import year_to_words
 from w2v2.data.manifest import read_manifest
 from w2v2.data.synth import (SPLITS, Speaker, SynthConfig, Utterance, build_corpus, espeak_binary, labeled_name,
                              make_speakers, parse_wav, sentence_stream)

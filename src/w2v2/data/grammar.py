@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .text import number_to_words, ordinal_to_words
+from .text import number_to_words, ordinal_to_words, two_digits, year_to_words
 
 _SLOT = re.compile(r"<(\w+)>")
 
@@ -23,20 +23,6 @@ _SLOT = re.compile(r"<(\w+)>")
 def _words(s: str) -> tuple[str, ...]:
     """Alternatives separated by commas (so that alternatives may hold several words)."""
     return tuple(w.strip() for w in s.split(","))
-
-
-def two_digits(n: int) -> str:
-    """Minutes and the second half of years as spoken: 5 -> OH FIVE, 30 -> THIRTY."""
-    return f"OH {number_to_words(n)}" if n < 10 else number_to_words(n)
-
-
-def year_to_words(year: int) -> str:
-    """1984 -> NINETEEN EIGHTY FOUR, 1900 -> NINETEEN HUNDRED, 2007 -> TWO THOUSAND SEVEN,
-    2026 -> TWENTY TWENTY SIX."""
-    head, tail = divmod(year, 100)
-    if 2000 <= year < 2010:
-        return number_to_words(year)
-    return number_to_words(head) + " " + ("HUNDRED" if tail == 0 else two_digits(tail))
 
 
 def digit_string(digits: str) -> str:

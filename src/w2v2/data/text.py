@@ -66,11 +66,18 @@ def ordinal_to_words(n: int) -> str:
     return " ".join(words)
 
 
+def two_digits(n: int) -> str:
+    """Minutes and the second half of years as spoken: 5 -> OH FIVE, 30 -> THIRTY."""
+    return f"OH {number_to_words(n)}" if n < 10 else number_to_words(n)
+
+
 def year_to_words(year: int) -> str:
-    """1462 -> FOURTEEN SIXTY TWO, 1803 -> EIGHTEEN OH THREE, 1800 -> EIGHTEEN HUNDRED."""
+    """A year as read aloud: 1462 -> FOURTEEN SIXTY TWO, 1803 -> EIGHTEEN OH THREE, 1800 -> EIGHTEEN
+    HUNDRED, 2007 -> TWO THOUSAND SEVEN, 2026 -> TWENTY TWENTY SIX."""
+    if 2000 <= year < 2010:
+        return number_to_words(year)
     head, tail = divmod(year, 100)
-    return number_to_words(head) + " " + ("HUNDRED" if tail == 0 else ("OH " if tail < 10 else "")
-                                          + number_to_words(tail))
+    return number_to_words(head) + " " + ("HUNDRED" if tail == 0 else two_digits(tail))
 
 
 def _digits(run: str) -> str:

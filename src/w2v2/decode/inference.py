@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..config import W2V2Config
 from ..data.audio import SAMPLE_RATE, load_audio, normalize
-from ..model.feature_encoder import conv_output_lengths
+from ..model.feature_encoder import num_frames
 from .ctc import Hypothesis
 
 
@@ -57,16 +57,9 @@ class Piece:
     keep_to: int
 
 
-def num_frames(cfg: W2V2Config, samples: int) -> int:
-    n = torch.tensor([samples])
-    for _, kernel, stride in cfg.conv_layers:
-        n = conv_output_lengths(n, kernel, stride)
-    return int(n)
-
-
 def plan_pieces(utt: int, samples: int, cfg: W2V2Config, inf: InferenceConfig) -> list[Piece]:
     """Windows covering every frame of a file exactly once (module docstring)."""
-    total = num_frames(cfg, samples)
+    total = num_frames(cfg.conv_layers, samples)
     stride = cfg.frame_stride
     hop_frames = max(1, int(inf.chunk_seconds * SAMPLE_RATE) // stride)
     if total <= hop_frames:
@@ -93,16 +86,21 @@ def batches(pieces: list[Piece], max_samples: int) -> list[list[Piece]]:
     return out
 
 
+def model_input(waveform: np.ndarray, cfg: W2V2Config, source: str) -> np.ndarray:
+    """A 16 kHz waveform as the model expects it: float32, normalised to zero mean and unit
+    variance for LV60-layout models; refused when shorter than the receptive field."""
+    if len(waveform) < cfg.receptive_field:
+        raise ValueError(f"{source}: {len(waveform)} samples is shorter than the receptive field "
+                         f"({cfg.receptive_field} samples, {cfg.receptive_field / SAMPLE_RATE * 1000:.0f} ms)")
+    return normalize(waveform) if cfg.normalize else np.asarray(waveform, dtype=np.float32)
+
+
 @torch.inference_mode()
 def compute_emissions(model: nn.Module, cfg: W2V2Config, waveforms: Sequence[np.ndarray],
                       inf: InferenceConfig | None = None, progress: bool = True) -> list[Tensor]:
     """Frame log-probabilities ``(T_i, V)`` (float32, CPU) of every waveform (16 kHz, mono)."""
     inf = inf or InferenceConfig()
-    for i, w in enumerate(waveforms):
-        if len(w) < cfg.receptive_field:
-            raise ValueError(f"input {i}: {len(w)} samples is shorter than the receptive field "
-                             f"({cfg.receptive_field} samples, {cfg.receptive_field / SAMPLE_RATE * 1000:.0f} ms)")
-    waves = [normalize(w) if cfg.normalize else np.asarray(w, dtype=np.float32) for w in waveforms]
+    waves = [model_input(w, cfg, f"input {i}") for i, w in enumerate(waveforms)]
     pieces = [p for i, w in enumerate(waves) for p in plan_pieces(i, len(w), cfg, inf)]
     device = next(model.parameters()).device
     kept: list[dict[int, Tensor]] = [{} for _ in waves]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -11,6 +13,19 @@ from torch.nn.utils.rnn import pad_sequence
 def conv_output_lengths(lengths: Tensor, kernel: int, stride: int) -> Tensor:
     """Valid output frames of an unpadded 1-D convolution: floor((L - k) / s) + 1, clamped at 0."""
     return torch.clamp(torch.div(lengths - kernel, stride, rounding_mode="floor") + 1, min=0)
+
+
+def stack_output_lengths(conv_layers: Sequence[tuple[int, int, int]], lengths: Tensor) -> Tensor:
+    """Valid frames after a stack of (channels, kernel, stride) convolutions (section 2: 20 ms frames
+    with a 25 ms receptive field for the paper's stack)."""
+    for _, kernel, stride in conv_layers:
+        lengths = conv_output_lengths(lengths, kernel, stride)
+    return lengths
+
+
+def num_frames(conv_layers: Sequence[tuple[int, int, int]], samples: int) -> int:
+    """Frames of one utterance of ``samples`` samples."""
+    return int(stack_output_lengths(conv_layers, torch.tensor(samples)))
 
 
 class ConvLayerBlock(nn.Module):
@@ -54,10 +69,12 @@ class FeatureEncoder(nn.Module):
     def out_channels(self) -> int:
         return self.conv_layers[-1].conv.out_channels
 
+    @property
+    def spec(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((b.conv.out_channels, b.kernel, b.stride) for b in self.conv_layers)
+
     def output_lengths(self, lengths: Tensor) -> Tensor:
-        for block in self.conv_layers:
-            lengths = conv_output_lengths(lengths, block.kernel, block.stride)
-        return lengths
+        return stack_output_lengths(self.spec, lengths)
 
     @property
     def normalizes_over_time(self) -> bool:
@@ -72,8 +89,11 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
         if lengths is not None and self.normalizes_over_time and bool((lengths < waveform.shape[1]).any()):
             frames = self.output_lengths(lengths)
-            feats = [self(w[:n].unsqueeze(0))[0][0] for w, n in zip(waveform, lengths.tolist())]
-            return pad_sequence(feats, batch_first=True), frames
+            feats = {i: self(waveform[i, :n].unsqueeze(0))[0][0]
+                     for i, (n, f) in enumerate(zip(lengths.tolist(), frames.tolist())) if f > 0}
+            if feats:  # an utterance shorter than the receptive field has no frame
+                empty = next(iter(feats.values()))[:0]
+                return pad_sequence([feats.get(i, empty) for i in range(len(frames))], batch_first=True), frames
         x = waveform.unsqueeze(1)
         for block in self.conv_layers:
             x, lengths = block(x, lengths)

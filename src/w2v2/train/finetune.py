@@ -15,13 +15,14 @@ from torch import nn
 from ..config import W2V2Config
 from ..data.audio import load_audio
 from ..data.dataset import Batch
-from ..data.manifest import Entry, read_manifest
+from ..data.manifest import Entry, ctc_min_frames, read_manifest
 from ..data.text import Vocabulary
 from ..decode.ctc import greedy_decode
-from ..decode.inference import compute_emissions, num_frames
+from ..decode.inference import compute_emissions
 from ..decode.metrics import char_error_rate, word_error_rate
 from ..interop.model_dir import load_model_dir, save_model_dir
 from ..model import Wav2Vec2ForCTC, build_model, preset
+from ..model.feature_encoder import num_frames
 from .config import TrainConfig
 from .feature_cache import FeatureCache
 from .loop import StepResult, Trainer
@@ -67,11 +68,6 @@ def finetune_model_config(cfg: W2V2Config, recipe: FinetuneRecipe, vocab_size: i
                                final_dropout=0.0, extra=dict(cfg.extra))
 
 
-def min_frames(ids: list[int]) -> int:
-    """CTC needs one frame per label plus a blank between repeated labels."""
-    return len(ids) + sum(1 for a, b in zip(ids, ids[1:]) if a == b)
-
-
 def usable_entries(entries: list[Entry], vocab: Vocabulary, cfg: W2V2Config, unknown: str,
                    source: str) -> tuple[list[Entry], int]:
     """Entries with a transcript the model can emit in the frames it has; the rest are counted."""
@@ -80,7 +76,7 @@ def usable_entries(entries: list[Entry], vocab: Vocabulary, cfg: W2V2Config, unk
         if e.text is None:
             raise ValueError(f"{source}: {e.path} has no transcript (fine-tuning needs a 'text' column)")
         ids = vocab.encode(e.text, unknown, source=f"{source}: {e.path}")
-        if ids and num_frames(cfg, e.samples) >= min_frames(ids):
+        if ids and num_frames(cfg.conv_layers, e.samples) >= ctc_min_frames(ids):
             keep.append(e)
         else:
             dropped += 1
