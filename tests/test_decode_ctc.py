@@ -74,3 +74,18 @@ def test_error_rates_match_jiwer(pairs):
 def test_error_rate_refuses_mismatch():
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         word_error_rate(["A", "B"], ["A"])
+
+
+def test_word_confidence_is_the_mean_posterior_of_the_path_by_hand():
+    """Frames "A A _ B | C": the word AB spans frames 0-3, its path is A A blank B; the word C frame 5."""
+    import torch
+
+    probs = torch.full((6, len(LETTERS)), 1e-3)
+    for t, (tok, p) in enumerate([(A, 0.9), (A, 0.6), (0, 0.5), (B, 0.8), (BAR, 0.7), (C, 0.4)]):
+        probs[t, tok] = p
+    spans = [TokenSpan(A, 0, 2), TokenSpan(B, 3, 4), TokenSpan(BAR, 4, 5), TokenSpan(C, 5, 6)]
+    words = word_timings(spans, LETTERS, 0.02, probs.log())
+    assert [w.word for w in words] == ["AB", "C"]
+    assert words[0].confidence == pytest.approx((0.9 + 0.6 + 0.5 + 0.8) / 4, abs=1e-4)
+    assert words[1].confidence == pytest.approx(0.4, abs=1e-4)
+    assert word_timings(spans, LETTERS, 0.02)[0].confidence is None  # without emissions

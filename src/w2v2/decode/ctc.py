@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..data.text import Vocabulary
@@ -35,6 +36,7 @@ class WordTiming:
     word: str
     start: float  # seconds
     end: float
+    confidence: float | None = None  # mean posterior of the path over the word's frames
 
 
 def collapse(path: list[int], blank: int = 0) -> list[TokenSpan]:
@@ -56,18 +58,31 @@ def best_path(emissions: Tensor, blank: int = 0) -> list[TokenSpan]:
     return collapse(emissions.argmax(-1).tolist(), blank)
 
 
-def word_timings(spans: list[TokenSpan], vocab: Vocabulary, frame_seconds: float) -> list[WordTiming]:
+def word_timings(spans: list[TokenSpan], vocab: Vocabulary, frame_seconds: float,
+                 log_probs: Tensor | None = None) -> list[WordTiming]:
     """Words of a decoded unit sequence with start/end times: a word runs from the first frame of
-    its first unit to the last frame of its last unit; "|" units separate words."""
+    its first unit to the last frame of its last unit; "|" units separate words. With the frame
+    log-probabilities ``(T, V)``, each word's confidence is the mean posterior, over its frames, of
+    what the path emits there: the unit inside a unit's span, the blank between two units."""
     words: list[WordTiming] = []
     current: list[TokenSpan] = []
+
+    def confidence() -> float | None:
+        if log_probs is None:
+            return None
+        first, last = current[0].start, current[-1].end
+        path = torch.zeros(last - first, dtype=torch.long)  # blank (index 0) between the units
+        for s in current:
+            path[s.start - first:s.end - first] = s.token
+        frames = log_probs[first:last].float()
+        return round(float(frames.gather(1, path[:, None]).exp().mean()), 4)
 
     def flush() -> None:
         if current:
             text = vocab.decode([s.token for s in current])
             if text:
                 words.append(WordTiming(text, round(current[0].start * frame_seconds, 3),
-                                        round(current[-1].end * frame_seconds, 3)))
+                                        round(current[-1].end * frame_seconds, 3), confidence()))
             current.clear()
 
     boundary = vocab.index.get(Vocabulary.BOUNDARY)

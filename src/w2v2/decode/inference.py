@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ from tqdm import tqdm
 from ..config import W2V2Config
 from ..data.audio import SAMPLE_RATE, load_audio, normalize
 from ..model.feature_encoder import num_frames
-from .ctc import Hypothesis
+
+T = TypeVar("T")  # what the decoder makes of the emissions
 
 
 @dataclass
@@ -135,10 +137,11 @@ class Timing:
 
 
 def transcribe_files(model: nn.Module, cfg: W2V2Config, paths: Sequence[str | Path],
-                     decode: Callable[[Tensor], Hypothesis], inf: InferenceConfig | None = None,
-                     timing: Timing | None = None, files_per_block: int = 64) -> Iterator[Hypothesis]:
-    """Hypotheses of audio files in order, reading and batching ``files_per_block`` at a time so
-    that memory does not grow with the number of files."""
+                     decode: Callable[[Tensor], T], inf: InferenceConfig | None = None,
+                     timing: Timing | None = None, files_per_block: int = 64) -> Iterator[T]:
+    """``decode(emissions)`` (a :class:`Hypothesis` or anything built from the emissions) of audio
+    files in order, reading and batching ``files_per_block`` at a time so that memory does not grow
+    with the number of files."""
     timing = timing if timing is not None else Timing()
     bar = tqdm(total=len(paths), desc="transcribe", unit="file", disable=len(paths) < 2)
     for i in range(0, len(paths), files_per_block):
