@@ -136,17 +136,17 @@ def test_align_command_phone_model(tmp_path):
     assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv"),
                  "--ctc-spans"]) == 0
     rows = read_tsv(tmp_path / "a.tsv")
-    assert [r["label"] for r in rows if r["id"] == "utt0"] == "HH AH L OW W ER L D".split()
+    assert [r["label"] for r in rows if r["id"] == "utt0.flac"] == "HH AH L OW W ER L D".split()
     # the times are the Viterbi spans of the model's own posteriors, 20 ms per frame
     entry = read_manifest(manifest)[0]
     lp = ctc_log_probs(model, model_input(entry.path, cfg))
     vocab = Vocabulary(PHONES, "token")
     units, words = align_transcript(lp, vocab, entry.text)
-    got = [(float(r["start"]), float(r["end"])) for r in rows if r["id"] == "utt0"]
+    got = [(float(r["start"]), float(r["end"])) for r in rows if r["id"] == "utt0.flac"]
     assert got == [(round(s.start * 0.02, 3), round(s.end * 0.02, 3)) for s in units]
     assert all(a[1] <= b[0] for a, b in zip(got, got[1:])) and got[-1][1] <= 49 * 0.02
     w = read_tsv(tmp_path / "a.words.tsv")
-    assert [r["label"] for r in w if r["id"] == "utt0"] == ["HH AH L OW", "W ER L D"]
+    assert [r["label"] for r in w if r["id"] == "utt0.flac"] == ["HH AH L OW", "W ER L D"]
     assert (float(w[0]["start"]), float(w[0]["end"])) == (got[0][0], got[3][1])
     png = (tmp_path / "a.png").read_bytes()  # posteriors with the aligned segments
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
@@ -159,7 +159,7 @@ def test_align_phonemize_words_and_skips(tmp_path):
         assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv"),
                      "--phonemize"]) == 0
     words = read_tsv(tmp_path / "a.words.tsv")
-    assert [(r["id"], r["label"]) for r in words] == [("utt0", "HELLO"), ("utt0", "WORLD")]
+    assert [(r["id"], r["label"]) for r in words] == [("utt0.flac", "HELLO"), ("utt0.flac", "WORLD")]
     units = read_tsv(tmp_path / "a.tsv")
     spans = [(float(r["start"]), float(r["end"])) for r in units]
     # filled spans: contiguous within a word
@@ -189,3 +189,23 @@ def test_data_phonemize_command(tmp_path, capsys):
     assert [(e.path.name, e.text) for e in out] == [("utt0.flac", "HH AH L OW | W ER L D")]
     assert "1 skipped" in capsys.readouterr().out
     assert (tmp_path / "oov.tsv").read_text() == "word\tcount\nQWXZYV\t1\n"
+
+
+def test_align_a_timit_style_tree_keeps_the_speakers_apart(tmp_path):
+    """``SA1.WAV`` under two speakers is two utterances: each gets its own rows in the alignments,
+    and reading them back gives each manifest entry its own segments."""
+    from train_utils import write_timit_tree
+    from w2v2.analysis.phones import match_alignments
+
+    tiny_ctc(tmp_path, PHONES, "token")
+    texts = {"fcjf0": "HH AH L OW", "mdab0": "W ER L D"}
+    manifest = write_timit_tree(tmp_path / "timit", texts)
+    assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv"),
+                 "--plots", "0"]) == 0
+    labels: dict[str, list[str]] = {}
+    for r in read_tsv(tmp_path / "a.tsv"):
+        labels.setdefault(r["id"], []).append(r["label"])
+    assert labels == {f"dr1/{spk}/SA1.WAV": text.split() for spk, text in texts.items()}
+    matched = match_alignments(read_manifest(manifest), tmp_path / "a.tsv")
+    assert [(e.path.parent.name, [s[2] for s in segs]) for e, segs in matched] == [
+        (spk, text.split()) for spk, text in texts.items()]

@@ -12,10 +12,11 @@ import torch
 from w2v2.analysis.align import model_input
 from w2v2.analysis.codebook import (Cooccurrence, frame_codes, frame_labels, heatmap_matrix, joint_codes,
                                     usage_perplexity)
+from train_utils import TIMIT_PHONES, write_timit_tree
 from w2v2.analysis.phones import read_alignments
 from w2v2.cli import main
 from w2v2.config import W2V2Config
-from w2v2.data.manifest import Entry, write_manifest
+from w2v2.data.manifest import Entry, read_manifest, write_manifest
 from w2v2.interop.model_dir import save_model_dir
 from w2v2.model import build_ctc_model, build_pretraining_model
 
@@ -116,6 +117,7 @@ def test_analyze_codebook_command(tmp_path, capsys):
         entries.append(Entry(tmp_path / f"u{i}.wav", n, None))
         rows += [f"u{i}\t0.0\t0.3\tAA", f"u{i}\t0.3\t0.5\tB", f"u{i}\t0.5\t0.7\tAA"]
     entries.append(Entry(tmp_path / "missing.wav", 100, None))  # no phones: not analysed
+    # phones keyed "u0" (an older w2v2 align) match the id "u0.wav" without its extension
     write_manifest(tmp_path / "m.tsv", entries)
     (tmp_path / "phones.tsv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
@@ -130,13 +132,39 @@ def test_analyze_codebook_command(tmp_path, capsys):
         table = list(csv.DictReader(f, delimiter="\t"))
     assert len(table) == 49 + 37
     ref = frame_codes(model, model_input(tmp_path / "u0.wav", cfg))
-    got = np.array([[int(r["pre-trained: g0"]), int(r["pre-trained: g1"])] for r in table if r["id"] == "u0"])
+    got = np.array([[int(r["pre-trained: g0"]), int(r["pre-trained: g1"])] for r in table if r["id"] == "u0.wav"])
     assert got.tolist() == ref.tolist()
     assert [r["pre-trained: joint"] for r in table[:3]] == [str(8 * a + b) for a, b in ref[:3].tolist()]
     # phones by frame centre: frames 0-14 AA (centre < 0.3 s), 15-24 B, 25-34 AA, then none
-    assert [r["phone"] for r in table if r["id"] == "u0"] == ["AA"] * 15 + ["B"] * 10 + ["AA"] * 10 + [""] * 14
+    assert [r["phone"] for r in table if r["id"] == "u0.wav"] == ["AA"] * 15 + ["B"] * 10 + ["AA"] * 10 + [""] * 14
     rand = [r["random init (seed 0): g0"] for r in table]
     assert rand != [r["pre-trained: g0"] for r in table]
+
+
+def test_analyze_codebook_on_a_timit_style_tree(tmp_path, capsys):
+    """TIMIT names a file SA1 for every speaker: the keys of a folder of .phn files are their paths
+    below it without extension, and every utterance gets its own speaker's phones, whether the
+    manifest lies at the top of the tree (ids dr1/<speaker>/SA1.WAV) or elsewhere (absolute paths,
+    matched by their path below the .phn folder)."""
+    manifest = write_timit_tree(tmp_path / "timit")
+    times = [(0.0, 0.2), (0.2, 0.6), (0.6, 1.0)]
+    assert read_alignments(tmp_path / "timit") == {
+        f"dr1/{spk}/SA1": [(a, b, p) for (a, b), p in zip(times, phones)] for spk, phones in TIMIT_PHONES.items()}
+    elsewhere = tmp_path / "lists" / "m.tsv"
+    write_manifest(elsewhere, [Entry(e.path, e.samples) for e in read_manifest(manifest)])
+    torch.manual_seed(1)
+    cfg = tiny_config()
+    save_model_dir(build_pretraining_model(cfg).eval(), cfg, tmp_path / "pt")
+    for m in (manifest, elsewhere):
+        out = tmp_path / "report" / m.parent.name
+        assert main(["analyze", "codebook", str(tmp_path / "pt"), str(m), "--phones", str(tmp_path / "timit"),
+                     "--out-dir", str(out)]) == 0
+        with open(out / "codes.tsv", newline="") as f:
+            phones: dict[str, set[str]] = {}
+            for r in csv.DictReader(f, delimiter="\t"):
+                phones.setdefault(r["id"], set()).add(r["phone"])
+        assert phones == {e.id: set(TIMIT_PHONES[e.path.parent.name]) for e in read_manifest(m)}, m
+    assert "2 utterances with phone segments" in (out / "codebook.md").read_text()
 
 
 def test_analyze_codebook_refuses_ctc_model(tmp_path, capsys):

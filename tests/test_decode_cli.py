@@ -2,6 +2,8 @@
 transformers' own model + CTC tokenizer, jiwer, and the decoder.json contract."""
 
 import json
+import shutil
+import warnings
 
 import jiwer
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from decode_testkit import tiny_ctc_model, write_arpa, write_lexicon, write_manifest_tsv, write_noise
 from hf_oracle import transformers
+from w2v2.analysis.errors import analyze_errors
 from w2v2.cli import main
 from w2v2.data.audio import normalize
 
@@ -54,6 +57,7 @@ def test_transcribe_json_word_times(setup, capsys):
     starts = [w["start"] for w in out["words"]]
     assert starts == sorted(starts) and all(0 <= w["start"] < w["end"] <= 2.2 for w in out["words"])
     assert all(round(w["start"] / 0.02, 6).is_integer() for w in out["words"])  # 20 ms frames
+    assert all(0.0 < w["confidence"] <= 1.0 for w in out["words"])
 
 
 def test_evaluate_matches_jiwer(setup):
@@ -65,7 +69,7 @@ def test_evaluate_matches_jiwer(setup):
     rows = (out / "hyps.tsv").read_text().splitlines()
     assert rows[0] == "id\tpath\tref\thyp"
     table = [r.split("\t") for r in rows[1:]]
-    assert [r[0] for r in table] == [a.stem for a in audio] and [r[2] for r in table] == refs
+    assert [r[0] for r in table] == [str(a) for a in audio] and [r[2] for r in table] == refs  # paths as written
     hyps = [r[3] for r in table]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["wer"] == pytest.approx(jiwer.wer(refs, hyps))
@@ -73,6 +77,25 @@ def test_evaluate_matches_jiwer(setup):
     assert metrics["n_utts"] == 4 and metrics["n_words"] == 10 and metrics["decoder"] == {"decoder": "greedy"}
     assert metrics["rtf"] > 0 and metrics["audio_seconds"] == pytest.approx(5.5)
     assert (out / "utterance_wer.png").stat().st_size > 0
+
+
+def test_evaluate_tells_same_named_files_apart(setup, tmp_path):
+    """``a/x.wav`` and ``b/x.wav`` are two utterances of hyps.tsv (ids: the paths as written), and
+    ``analyze errors`` pairs two systems' hypotheses one to one by those ids."""
+    _, model, audio, _, _ = setup
+    lines = ["path\tsamples\ttext"]
+    for folder, source in (("a", audio[0]), ("b", audio[1])):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(source, tmp_path / folder / "x.wav")
+        lines.append(f"{folder}/x.wav\t{sf.info(source).frames}\tTHE CAT")
+    (tmp_path / "m.tsv").write_text("\n".join(lines) + "\n")
+    assert main(["evaluate", str(model), str(tmp_path / "m.tsv"), "--out", str(tmp_path / "eval")]) == 0
+    hyps = tmp_path / "eval" / "hyps.tsv"
+    assert [r.split("\t")[0] for r in hyps.read_text().splitlines()[1:]] == ["a/x.wav", "b/x.wav"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "hold different utterances": both ids are shared
+        summaries = analyze_errors(hyps, tmp_path / "errors", lm_hypotheses=hyps)
+    assert summaries["no LM"]["reference words"] == summaries["LM"]["reference words"] == 4
 
 
 def test_tune_decoder_writes_decoder_json(setup, capsys):

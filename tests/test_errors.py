@@ -90,6 +90,16 @@ def test_lm_hypotheses_compared_on_shared_utterances(tmp_path):
     assert summaries["no LM"]["WER %"] == pytest.approx(100 * 2 / 7)  # WILL -> WIL, AWAY inserted
 
 
+def test_an_id_on_two_lines_cannot_be_paired(tmp_path):
+    """hyps.tsv of an older ``w2v2 evaluate`` named a/x.wav and b/x.wav both "x": pairing systems
+    by id would mix them up, so it is refused; a single system needs no pairing."""
+    old = tmp_path / "old.tsv"
+    old.write_text("id\tpath\tref\thyp\nx\ta/x.wav\tA B\tA\nx\tb/x.wav\tC D\tC D\n")
+    with pytest.raises(ValueError, match="the id 'x' is on two lines"):
+        analyze_errors(old, tmp_path / "o", lm_hypotheses=old)
+    assert analyze_errors(old, tmp_path / "o")["no LM"]["reference words"] == 4
+
+
 def test_bad_hypotheses_file(tmp_path, capsys):
     bad = write_hyps(tmp_path / "bad.tsv", NO_LM, header="id\tpath\treference\thypothesis")
     assert main(["analyze", "errors", str(bad), "--out-dir", str(tmp_path / "o")]) == 2

@@ -1,16 +1,21 @@
 """The main job in miniature: every stage of ``w2v2 experiment lowres`` runs, the report is complete,
 and a second invocation redoes nothing."""
 
+import argparse
 import json
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from w2v2.data.manifest import read_manifest, write_manifest
+from w2v2.experiment import lowres
 from w2v2.experiment.lowres import check_disjoint
+from w2v2.experiment.report import manifest_names
+from w2v2.experiment.stages import StageRunner
 
 W2V2 = [sys.executable, "-m", "w2v2.cli"]
 
@@ -31,6 +36,69 @@ def test_disjointness_check_refuses_test_audio_in_training(tmp_path):
         check_disjoint([tmp_path / "train.tsv"], [tmp_path / "test2.tsv"])
     write_manifest(tmp_path / "test3.tsv", entries[3:])
     check_disjoint([tmp_path / "train.tsv"], [tmp_path / "test3.tsv"])
+
+
+def test_manifest_names_tell_same_stems_apart(tmp_path):
+    a, b = tmp_path / "a" / "test.tsv", tmp_path / "b" / "test.tsv"
+    assert manifest_names([tmp_path / "dev.tsv", b]) == ["dev", "test"]  # stems where they differ
+    assert manifest_names([a, b, tmp_path / "x" / "dev.tsv"]) == ["a-test", "b-test", "dev"]
+    assert manifest_names([tmp_path / "x" / "a" / "t.tsv", tmp_path / "y" / "a" / "t.tsv"]) == ["x-a-t", "y-a-t"]
+    # a prefixed name that meets a stem grows again; the stem stays
+    assert manifest_names([a, b, tmp_path / "a-test.tsv"]) == [f"{tmp_path.name}-a-test", "b-test", "a-test"]
+    with pytest.raises(ValueError, match="the same manifest is given twice"):
+        manifest_names([a, tmp_path / "b" / ".." / "a" / "test.tsv"])
+    with pytest.raises(ValueError, match="no folder name tells these manifests apart"):
+        manifest_names([a, tmp_path / "a" / "test.TSV"])
+
+
+class DryRunner(StageRunner):
+    """Runs no command: an evaluation writes a metrics.json whose WER tells its test set (by the
+    test manifest's folder); a stage whose folder has a stage.json is skipped, as for real."""
+
+    wer = {"a": 0.25, "b": 0.5}
+
+    def run(self, name, args, marker_dir, resumable=False):
+        marker = marker_dir / "stage.json"
+        skipped = marker.is_file()
+        if not skipped:
+            marker_dir.mkdir(parents=True, exist_ok=True)
+            if args[0] == "evaluate":
+                wer = self.wer[Path(args[2]).parent.name]
+                metrics = {"wer": wer, "cer": wer / 2, "n_words": 10, "n_chars": 40}
+                (marker_dir / "metrics.json").write_text(json.dumps(metrics))
+            marker.write_text(json.dumps({"stage": name, "command": "w2v2 " + " ".join(args), "seconds": 0.0}))
+        record = {**json.loads(marker.read_text()), "skipped": skipped}
+        self.records.append(record)
+        return record
+
+
+def test_lowres_two_test_sets_with_one_file_stem(tmp_path, monkeypatch):
+    """a/test.tsv and b/test.tsv get their own evaluation folders and report columns and rows
+    (the same stem once shared one folder: the second set was skipped as done and the report showed
+    the first one's figures under both names)."""
+    from train_utils import write_corpus
+
+    entries = read_manifest(write_corpus(tmp_path / "corpus", n=6))
+    sets = {"unlabeled.tsv": entries[:2], "labeled.tsv": entries[2:3], "dev.tsv": entries[3:4],
+            "a/test.tsv": entries[4:5], "b/test.tsv": entries[5:6]}
+    for name, part in sets.items():
+        write_manifest(tmp_path / name, part)
+    monkeypatch.setattr(lowres, "StageRunner", DryRunner)
+    args = argparse.Namespace(unlabeled=str(tmp_path / "unlabeled.tsv"), labeled=[str(tmp_path / "labeled.tsv")],
+                              dev=str(tmp_path / "dev.tsv"), test=[str(tmp_path / "a" / "test.tsv"),
+                                                                  str(tmp_path / "b" / "test.tsv")],
+                              lm_text=str(tmp_path / "lm.txt"), out=str(tmp_path / "exp"), scale="ci",
+                              decoders=["greedy", "ngram"], seed=1)
+    lowres.run_lowres(args)
+    exp = tmp_path / "exp"
+    evals = sorted(p.relative_to(exp / "finetune").as_posix() for p in (exp / "finetune").glob("*/eval/*"))
+    assert evals == [f"labeled-{init}/eval/{t}-{d}" for init in ("pretrained", "scratch")
+                     for t in ("a-test", "b-test") for d in ("greedy", "ngram")]
+    rows = json.loads((exp / "report.json").read_text())["rows"]
+    assert len(rows) == 2 * 2 * 2 and all(r["labeled"] == "labeled" for r in rows)
+    assert {(r["test"], r["wer"]) for r in rows} == {("a-test", 25.0), ("b-test", 50.0)}
+    report = (exp / "report.md").read_text()
+    assert "| a-test WER (CER) | b-test WER (CER) |" in report and "| 25.0 (12.5) | 50.0 (25.0) |" in report
 
 
 @pytest.mark.slow

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
-from train_utils import micro_config
+from train_utils import micro_config, write_corpus
+from w2v2.data.audio import load_audio
+from w2v2.data.dataset import make_loader
+from w2v2.data.manifest import Entry, read_manifest, write_manifest
+from w2v2.data.text import Vocabulary
 from w2v2.model import build_ctc_model
 from w2v2.train.feature_cache import FeatureCache
+from w2v2.train.finetune import FinetuneTask
+
+
+CFG = dataclasses.replace(micro_config(), vocab_size=8, mask_prob=0.0, mask_channel_prob=0.0)
 
 
 def frozen_ctc():
     torch.manual_seed(0)
-    model = build_ctc_model(dataclasses.replace(micro_config(), vocab_size=8, mask_prob=0.0, mask_channel_prob=0.0))
+    model = build_ctc_model(CFG)
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(False)
     model.wav2vec2.feature_grad_mult = 0.0
@@ -72,3 +81,24 @@ def test_refuses_a_trainable_encoder():
     model = build_ctc_model(dataclasses.replace(micro_config(), vocab_size=8))
     with pytest.raises(RuntimeError, match="frozen"):
         FeatureCache(10**6).encode(model.wav2vec2.feature_extractor, torch.zeros(1, 4000), torch.tensor([4000]), ["a"])
+
+
+def test_same_file_names_in_two_folders_get_their_own_features(tmp_path):
+    """Fine-tuning keys the cache by manifest id: a/clip000.flac and b/clip000.flac are two
+    recordings (a file stem would give the second one the first one's features)."""
+    corpora = [write_corpus(tmp_path / d, n=2, seed=seed, texts=["AB BA"]) for d, seed in (("a", 0), ("b", 1))]
+    write_manifest(tmp_path / "m.tsv", [Entry(e.path, e.samples, e.text) for m in corpora for e in read_manifest(m)])
+    entries = read_manifest(tmp_path / "m.tsv")
+    model, cache = frozen_ctc(), FeatureCache(max_bytes=10**8)
+    task = FinetuneTask(CFG, Vocabulary.from_transcripts(["AB BA"]), [], 0, "error", feature_cache=cache)
+    rng = np.random.default_rng(0)
+    for epoch in (1, 2):
+        for batch in make_loader(entries, 10**6, 10**6, 0, epoch, CFG.normalize, False, num_workers=0):
+            task.step(model, batch, rng, num_updates=10)
+    assert (cache.misses, cache.hits) == (4, 4)  # each recording encoded once, then reused
+    fe = model.wav2vec2.feature_extractor
+    with torch.no_grad():
+        for e in entries:
+            own = fe(torch.from_numpy(load_audio(e.path))[None])[0][0]
+            assert torch.equal(cache.store[e.id], own), e.id
+    assert sorted(cache.store) == ["a/clip000.flac", "a/clip001.flac", "b/clip000.flac", "b/clip001.flac"]

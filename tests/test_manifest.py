@@ -2,6 +2,7 @@
 ``w2v2 data manifest``."""
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,58 @@ def test_round_trip_relative_absolute_and_spaces(tmp_path):
     assert lines[0] == "path\tsamples\ttext"
     assert lines[1] == "sub dir/x y.flac\t123\tHELLO WORLD"  # relative below the manifest's folder
     assert lines[2].startswith(str(outside) + "\t")  # absolute elsewhere
-    assert read_manifest(tmp_path / "m" / "list.tsv") == entries
-    assert [e.id for e in entries] == ["x y", "a b", "z"]
+    back = read_manifest(tmp_path / "m" / "list.tsv")
+    assert [dataclasses.replace(b, uid=None) for b in back] == entries
+    assert [b.id for b in back] == ["sub dir/x y.flac", str(outside), "z.wav"]  # the paths as written
+    assert [e.id for e in entries] == [e.path.as_posix() for e in entries]  # built in code: the full path
 
 
 def test_without_text_column(tmp_path):
     write_manifest(tmp_path / "m.tsv", [Entry(tmp_path / "a.wav", 7)])
     assert (tmp_path / "m.tsv").read_text() == "path\tsamples\na.wav\t7\n"
-    assert read_manifest(tmp_path / "m.tsv") == [Entry(tmp_path / "a.wav", 7, None)]
+    assert read_manifest(tmp_path / "m.tsv") == [Entry(tmp_path / "a.wav", 7, None, "a.wav")]
+
+
+def test_same_file_names_in_two_folders_are_two_ids(tmp_path):
+    (tmp_path / "m.tsv").write_text("path\tsamples\na/x.wav\t3\nb/x.wav\t4\n")
+    entries = read_manifest(tmp_path / "m.tsv")
+    assert [e.id for e in entries] == ["a/x.wav", "b/x.wav"]  # the paths as written, not the stem "x"
+    write_manifest(tmp_path / "copy.tsv", entries)  # ids equal to the written paths: no id column
+    assert (tmp_path / "copy.tsv").read_text() == "path\tsamples\na/x.wav\t3\nb/x.wav\t4\n"
+
+
+def test_id_column_is_read_and_kept(tmp_path):
+    (tmp_path / "m.tsv").write_text("path\tsamples\tid\na/x.wav\t3\tspk1-x\nb/x.wav\t4\tspk2-x\n")
+    entries = read_manifest(tmp_path / "m.tsv")
+    assert [e.id for e in entries] == ["spk1-x", "spk2-x"]
+    write_manifest(tmp_path / "copy.tsv", entries)
+    assert (tmp_path / "copy.tsv").read_text().splitlines() == ["id\tpath\tsamples", "spk1-x\ta/x.wav\t3",
+                                                                "spk2-x\tb/x.wav\t4"]
+    assert read_manifest(tmp_path / "copy.tsv") == entries
+
+
+def test_ids_survive_writing_to_another_folder(tmp_path):
+    (tmp_path / "m.tsv").write_text("path\tsamples\na/x.wav\t3\n")
+    entries = read_manifest(tmp_path / "m.tsv")
+    write_manifest(tmp_path / "sub" / "moved.tsv", entries)  # the path is written absolute, the id stays
+    lines = (tmp_path / "sub" / "moved.tsv").read_text().splitlines()
+    assert lines == ["id\tpath\tsamples", f"a/x.wav\t{tmp_path / 'a' / 'x.wav'}\t3"]
+    assert read_manifest(tmp_path / "sub" / "moved.tsv") == entries
+
+
+def test_an_id_naming_two_recordings_is_refused(tmp_path):
+    (tmp_path / "m.tsv").write_text("path\tsamples\tid\na/x.wav\t3\tx\nb/x.wav\t4\tx\n")
+    with pytest.raises(ManifestError, match="the id 'x' names two recordings"):
+        read_manifest(tmp_path / "m.tsv")
+    (tmp_path / "twice.tsv").write_text("path\tsamples\tid\na/x.wav\t3\tx\na/x.wav\t3\tx\n")
+    assert len(read_manifest(tmp_path / "twice.tsv")) == 2  # the same file listed twice is one recording
+    (tmp_path / "empty.tsv").write_text("path\tsamples\tid\na/x.wav\t3\t\n")
+    with pytest.raises(ManifestError, match="empty.tsv:2: empty id"):
+        read_manifest(tmp_path / "empty.tsv")
+    with pytest.raises(ManifestError, match="names two recordings"):
+        write_manifest(tmp_path / "w.tsv", [Entry(tmp_path / "a.wav", 1, None, "u"),
+                                            Entry(tmp_path / "b.wav", 1, None, "u")])
+    assert not (tmp_path / "w.tsv").exists()
 
 
 @pytest.mark.parametrize("text", ["A\tB", "A\nB", "A\rB"])
@@ -67,7 +112,7 @@ def test_read_errors_name_file_and_line(tmp_path, content, message):
 
 def test_read_bom_crlf_and_bad_encoding(tmp_path):
     (tmp_path / "m.tsv").write_bytes("\ufeffpath\tsamples\r\na.wav\t3\r\n\r\n".encode())
-    assert read_manifest(tmp_path / "m.tsv") == [Entry(tmp_path / "a.wav", 3)]
+    assert read_manifest(tmp_path / "m.tsv") == [Entry(tmp_path / "a.wav", 3, None, "a.wav")]
     (tmp_path / "l1.tsv").write_bytes("path\tsamples\ttext\na.wav\t3\tCAF\xc9\n".encode("latin-1"))
     with pytest.raises(ManifestError, match="not UTF-8"):
         read_manifest(tmp_path / "l1.tsv")
@@ -170,7 +215,7 @@ def test_split_lists(tmp_path):
     assert entries == [Entry(tmp_path / "c" / "audio" / "u1.flac", 0, "ONE")]
     assert len(problems) == 1 and "no transcript for u2" in problems[0].reason
     entries, problems = entries_from_split(split, tmp_path, with_text=False)
-    assert [e.id for e in entries] == ["u1", "u2"] and not problems
+    assert [e.path.stem for e in entries] == ["u1", "u2"] and not problems
 
 
 def test_cli_fails_listing_all_then_skips(tmp_path, capsys):
@@ -186,7 +231,7 @@ def test_cli_fails_listing_all_then_skips(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "1 entries" in captured.out and "skipped 2 bad" in captured.out
     assert "skipped: " in captured.err and "tiny.wav" in captured.err
-    assert read_manifest(out) == [Entry(tmp_path / "a" / "ok.wav", SR)]
+    assert read_manifest(out) == [Entry(tmp_path / "a" / "ok.wav", SR, None, "a/ok.wav")]
 
 
 def test_cli_split_with_text_normalised(tmp_path):
@@ -194,7 +239,7 @@ def test_cli_split_with_text_normalised(tmp_path):
     out = tmp_path / "m.tsv"
     assert main(["data", "manifest", "--split", str(split), "--data-root", str(tmp_path), "--with-text",
                  "--skip-bad", "--out", str(out)]) == 0
-    assert read_manifest(out) == [Entry(tmp_path / "c" / "audio" / "u1.flac", SR, "ONE")]
+    assert read_manifest(out) == [Entry(tmp_path / "c" / "audio" / "u1.flac", SR, "ONE", "c/audio/u1.flac")]
     assert main(["data", "manifest", str(tmp_path), "--split", str(split), "--out", str(out)]) == 2
 
 
@@ -206,7 +251,7 @@ def test_cli_on_the_shared_10_minute_split(shared_data, tmp_path):
     entries = read_manifest(out)
     with open(split, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    assert [e.id for e in entries] == [r["id"] for r in rows]
+    assert [e.path.stem for e in entries] == [r["id"] for r in rows]
     # the split's seconds (3 decimals, either way at a tie) are the 16 kHz sample counts / 16000
     assert all(abs(e.samples / SR - float(r["seconds"])) <= 0.0005 + 1e-9 for e, r in zip(entries, rows))
     assert all(e.text and e.text == e.text.upper() for e in entries)

@@ -36,3 +36,23 @@ def write_corpus(folder: Path, n: int = 12, seed: int = 0, texts: list[str] | No
     manifest = folder / "manifest.tsv"
     write_manifest(manifest, entries)
     return manifest
+
+
+TIMIT_PHONES = {"fcjf0": ("h#", "sh", "iy"), "mdab0": ("h#", "aa", "r")}  # per speaker, over 0-0.2-0.6-1 s
+
+
+def write_timit_tree(root: Path, texts: dict[str, str] | None = None) -> Path:
+    """TIMIT's layout in miniature: ``dr1/<speaker>/SA1.WAV`` (1 s of noise, different per speaker)
+    next to ``SA1.PHN`` (the speaker's :data:`TIMIT_PHONES`, in samples), the same file names for
+    every speaker; returns a manifest at ``root`` (with the speakers' ``texts`` if given)."""
+    rng = np.random.default_rng(0)
+    entries = []
+    for speaker, phones in TIMIT_PHONES.items():
+        folder = root / "dr1" / speaker
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / "SA1.WAV", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000, format="WAV")
+        bounds = [(0, 3200), (3200, 9600), (9600, 16000)]
+        (folder / "SA1.PHN").write_text("".join(f"{a} {b} {p}\n" for (a, b), p in zip(bounds, phones)))
+        entries.append(Entry(folder / "SA1.WAV", 16000, texts[speaker] if texts else None))
+    write_manifest(root / "manifest.tsv", entries)
+    return root / "manifest.tsv"

@@ -30,7 +30,7 @@ from ..data.manifest import read_manifest
 from ..interop.model_dir import load_model_dir
 from ..model.pretraining import Wav2Vec2ForPreTraining, build_pretraining_model
 from .align import model_input
-from .phones import read_alignments
+from .phones import match_alignments
 from .report import markdown_table, save_figure, write_text
 
 
@@ -192,21 +192,21 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
                          "pre-trained model with its quantizer (not a fine-tuned CTC model)")
     torch.manual_seed(seed)
     models = {"pre-trained": model, f"random init (seed {seed})": build_pretraining_model(cfg).eval()}
-    alignments = read_alignments(phones)
-    entries = [e for e in read_manifest(manifest) if e.id in alignments][:max_utts]
-    if not entries:
-        raise ValueError(f"{manifest}: no utterance has phone segments in {phones} (ids are file names "
-                         "without extension)")
+    matched = match_alignments(read_manifest(manifest), phones)[:max_utts]
+    if not matched:
+        raise ValueError(f"{manifest}: no utterance has phone segments in {phones} (segments are matched by "
+                         "the utterance's id, its id without extension or, for .phn files, its audio path "
+                         "relative to their folder without extension)")
     stride_s, centre_s = cfg.frame_stride / SAMPLE_RATE, cfg.receptive_field / 2 / SAMPLE_RATE
     codes: dict[str, list[np.ndarray]] = {name: [] for name in models}
     labels: list[str | None] = []
     ids: list[tuple[str, int]] = []
-    for e in tqdm(entries, desc="codebook", unit="utt"):
+    for e, segments in tqdm(matched, desc="codebook", unit="utt"):
         wav = model_input(e.path, cfg)
         for name, m in models.items():
             codes[name].append(frame_codes(m, wav))
         n = len(codes["pre-trained"][-1])
-        labels += frame_labels(alignments[e.id], n, stride_s, centre_s)
+        labels += frame_labels(segments, n, stride_s, centre_s)
         ids += [(e.id, t) for t in range(n)]
     labelled = np.array([lab is not None for lab in labels])
     if not labelled.any():
@@ -225,7 +225,7 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
         for c, row in zip(co.codes, co.counts) for p, n in zip(co.phones, row) if n))
     names = list(models)
     report = [f"# Codebook analysis (paper appendix D, figure 3)\n",
-              f"Model `{model_dir}`, manifest `{manifest}` ({len(entries)} utterances with phone segments), "
+              f"Model `{model_dir}`, manifest `{manifest}` ({len(matched)} utterances with phone segments), "
               f"phones from `{phones}`. Codes are the quantizer's argmax entries per frame "
               f"(G={groups} groups of V={v}); joint code = g0 * V + g1.\n",
               "## Summary\n", markdown_table(["statistic"] + names,

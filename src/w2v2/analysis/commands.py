@@ -82,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest")
     p.add_argument("--phones", required=True,
                    help="phone alignments: TSV 'id start end phone' (seconds; e.g. from w2v2 align), a TIMIT "
-                        ".phn file or a folder of .phn files")
+                        ".phn file or a folder of .phn files (matched by the utterance's id, its id without "
+                        "extension, or its audio path relative to the .phn folder without extension)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--top", type=int, default=50, help="codes shown in the heat map")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomly initialised model")

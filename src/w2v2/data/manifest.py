@@ -1,5 +1,9 @@
 """Manifests: TSV files with a header and columns ``path`` (relative to the manifest's folder, or
-absolute), ``samples`` (length at 16 kHz) and optional ``text``.
+absolute), ``samples`` (length at 16 kHz) and optional ``text`` and ``id``.
+
+An utterance's identity (:attr:`Entry.id`: the key of cached features, alignments and
+hypotheses) is its ``id`` cell when the manifest has that column, otherwise its path as written
+in the manifest; file stems are not unique (TIMIT has an ``SA1`` for every speaker).
 
 :func:`check_manifest` decodes every listed file and reports all unusable entries at once (the
 reasons a trainer would otherwise hit one by one, hours in); the ``entries_from_*`` builders
@@ -12,15 +16,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from ..config import BASE_CONV, ConvSpec, W2V2Config
-from ..model.feature_encoder import conv_output_lengths
+from ..model.feature_encoder import num_frames
 from .audio import SAMPLE_RATE, AudioError, iter_audio_blocks
 from .text import split_units
 
@@ -35,10 +38,12 @@ class Entry:
     path: Path
     samples: int
     text: str | None = None
+    uid: str | None = None  # as the manifest names it: its id cell, or its path as written
 
     @property
     def id(self) -> str:
-        return self.path.stem
+        """Unique within a manifest: ``uid``, or for an entry built in code its full path."""
+        return self.uid if self.uid is not None else self.path.as_posix()
 
 
 class ManifestError(ValueError):
@@ -57,7 +62,7 @@ def read_manifest(path: str | Path) -> list[Entry]:
             header = next(reader, None)
             if header is None or "path" not in header or "samples" not in header:
                 raise ManifestError(f"{path}: first line must be a header with columns 'path' and 'samples' "
-                                    "(and optionally 'text')")
+                                    "(and optionally 'text' and 'id')")
             col = {name: i for i, name in enumerate(header)}
             for lineno, row in enumerate(reader, start=2):
                 if not row or not any(row):
@@ -74,10 +79,29 @@ def read_manifest(path: str | Path) -> list[Entry]:
                     raise ManifestError(f"{path}:{lineno}: negative sample count {samples}")
                 p = Path(row[col["path"]])
                 text = row[col["text"]] if "text" in col else None
-                entries.append(Entry(p if p.is_absolute() else root / p, samples, text))
+                uid = row[col["id"]] if "id" in col else p.as_posix()
+                if not uid:
+                    raise ManifestError(f"{path}:{lineno}: empty id")
+                entries.append(Entry(p if p.is_absolute() else root / p, samples, text, uid))
     except UnicodeDecodeError as e:
         raise ManifestError(f"{path}: not UTF-8 text ({e})") from None
+    check_ids(((e.id, e.path) for e in entries), path)
     return entries
+
+
+def check_ids(ids_and_paths: Iterable[tuple[str, str | Path]], manifest: Path) -> None:
+    """Two different recordings must not share an id (the same file listed twice may)."""
+    seen: dict[str, str | Path] = {}
+    for uid, path in ids_and_paths:
+        first = seen.setdefault(uid, path)
+        if first != path:
+            raise ManifestError(f"{manifest}: the id {uid!r} names two recordings, {first} and {path}")
+
+
+def _written_path(path: Path, root: str) -> str:
+    """``path`` relative to ``root`` when it lies below it, otherwise absolute."""
+    p = os.path.abspath(path)
+    return os.path.relpath(p, root) if os.path.commonpath([p, root]) == root else p
 
 
 def _field(value: str, what: str, entry: Entry) -> str:
@@ -88,19 +112,25 @@ def _field(value: str, what: str, entry: Entry) -> str:
 
 
 def write_manifest(path: str | Path, entries: list[Entry], with_text: bool | None = None) -> None:
-    """Paths are written relative to the manifest's folder when they lie below it. Written to a
-    temporary file and renamed, so a failure never leaves half a manifest."""
+    """Paths are written relative to the manifest's folder when they lie below it. The ids are
+    kept: an ``id`` column is written when some entry's ``uid`` differs from the path written for
+    it (an entry without one gets that path as its id). Written to a temporary file and renamed,
+    so a failure never leaves half a manifest."""
     from ..interop.model_dir import atomic_write
 
     path = Path(path)
     root = os.path.abspath(path.parent)
     with_text = any(e.text is not None for e in entries) if with_text is None else with_text
-    rows = ["path\tsamples" + ("\ttext" if with_text else "")]
-    for e in entries:
-        p = os.path.abspath(e.path)
-        rel = os.path.relpath(p, root) if os.path.commonpath([p, root]) == root else p
-        text = "\t" + _field(e.text or "", "transcript", e) if with_text else ""
-        rows.append(f"{_field(rel, 'path', e)}\t{e.samples}{text}")
+    paths = [_written_path(e.path, root) for e in entries]
+    ids = [p if e.uid is None else e.uid for e, p in zip(entries, paths)]
+    check_ids(zip(ids, paths), path)
+    with_id = ids != paths
+    rows = ["\t".join((["id"] if with_id else []) + ["path", "samples"] + (["text"] if with_text else []))]
+    for e, p, uid in zip(entries, paths, ids):
+        cells = ([_field(uid, "id", e)] if with_id else []) + [_field(p, "path", e), str(e.samples)]
+        if with_text:
+            cells.append(_field(e.text or "", "transcript", e))
+        rows.append("\t".join(cells))
     try:
         data = ("\n".join(rows) + "\n").encode("utf-8")
     except UnicodeEncodeError as e:
@@ -138,14 +168,12 @@ class Requirements:
         return W2V2Config(conv_layers=self.conv_layers).receptive_field
 
     def frames(self, samples: int) -> int:
-        n = torch.tensor(samples)
-        for _, kernel, stride in self.conv_layers:
-            n = conv_output_lengths(n, kernel, stride)
-        return int(n)
+        return num_frames(self.conv_layers, samples)
 
 
-def ctc_min_frames(units: list[str]) -> int:
-    """Frames CTC needs for a target: one per unit, and a blank between two equal units."""
+def ctc_min_frames(units: Sequence[object]) -> int:
+    """Frames CTC needs for a target (units or their ids): one per unit, and a blank between two
+    equal units."""
     return len(units) + sum(a == b for a, b in zip(units, units[1:]))
 
 

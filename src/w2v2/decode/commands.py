@@ -105,9 +105,11 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
     model, cfg, vocab = load_ctc(args.model_dir)
     decode = make_decoder(decoder_settings(args), vocab)
     frame_seconds = cfg.frame_stride / SAMPLE_RATE
-    for path, hyp in zip(args.audio, transcribe_files(model, cfg, args.audio, decode, inference_config(args))):
+    with_emissions = lambda emissions: (decode(emissions), emissions)  # noqa: E731 - word confidences
+    results = transcribe_files(model, cfg, args.audio, with_emissions, inference_config(args))
+    for path, (hyp, emissions) in zip(args.audio, results):
         if args.json:
-            words = [dataclasses.asdict(w) for w in word_timings(hyp.spans, vocab, frame_seconds)]
+            words = [dataclasses.asdict(w) for w in word_timings(hyp.spans, vocab, frame_seconds, emissions)]
             print(json.dumps({"path": path, "text": hyp.text, "words": words}, ensure_ascii=False), flush=True)
         else:
             print(f"{path}\t{hyp.text}", flush=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..data.manifest import read_manifest
 from .budget import SCALES
-from .report import write_report
+from .report import eval_dir, finetune_dir, manifest_names, write_report
 from .stages import StageRunner
 
 RESCORE_TRIALS = 100
@@ -52,14 +52,16 @@ def run_lowres(args: argparse.Namespace) -> Path:
     start = time.time()
     labeled = [Path(p) for p in args.labeled]
     tests = [Path(p) for p in args.test]
+    # distinct names, and so folders, even for a/test.tsv and b/test.tsv
+    tested = list(zip(tests, manifest_names(tests)))
+    runs = [(lab, init, f"{name}-{init}", finetune_dir(out, name, init))
+            for lab, name in zip(labeled, manifest_names(labeled)) for init in ("pretrained", "scratch")]
     check_disjoint([Path(args.unlabeled), *labeled], [Path(args.dev), *tests])
     runner = StageRunner(out)
     b = budget
     pre = out / "pretrain"
     runner.run("pretrain", b.pretrain_args(args.unlabeled, pre, args.seed), pre, resumable=True)
-    runs = [(lab, init, f"{lab.stem}-{init}") for lab in labeled for init in ("pretrained", "scratch")]
-    for lab, init, name in runs:
-        ft = out / "finetune" / name
+    for lab, init, name, ft in runs:
         init_dir = str(pre / "best") if init == "pretrained" else "none"
         runner.run(f"finetune {name}", b.finetune_args(str(lab), args.dev, ft, init_dir, args.seed), ft, resumable=True)
     lm = out / "lm"
@@ -75,8 +77,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
                 "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
                 "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
     for group in (["greedy", "ngram", "rescore"], ["transformer"]):  # the slow Transformer-LM search last
-        for _, _, name in runs:
-            ft = out / "finetune" / name
+        for _, _, name, ft in runs:
             model = str(ft / "best")
             for dec in (d for d in group if d in args.decoders):
                 if dec in searches:
@@ -84,14 +85,14 @@ def run_lowres(args: argparse.Namespace) -> Path:
                     runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
                                                       "--trials", str(trials), *extra, *decoders[dec]],
                                ft / f"tune-{dec}")
-                for test in tests:
-                    runner.run(f"evaluate {name} {test.stem} {dec}",
-                               ["evaluate", model, str(test), "--decoder", dec, "--out",
-                                str(ft / "eval" / f"{test.stem}-{dec}")], ft / "eval" / f"{test.stem}-{dec}")
-    first = out / "finetune" / f"{labeled[0].stem}-pretrained" / "eval" / f"{tests[0].stem}"
-    runner.run("error analysis", ["analyze", "errors", f"{first}-greedy/hyps.tsv", "--lm-hyps",
-                                  f"{first}-ngram/hyps.tsv", "--lm-text", args.lm_text, "--out-dir",
-                                  str(out / "errors")], out / "errors")
+                for test, test_name in tested:
+                    ev = eval_dir(ft, test_name, dec)
+                    runner.run(f"evaluate {name} {test_name} {dec}",
+                               ["evaluate", model, str(test), "--decoder", dec, "--out", str(ev)], ev)
+    first_run, first_test = runs[0][3], tested[0][1]  # first labeled set, pre-trained; first test set
+    runner.run("error analysis", ["analyze", "errors", str(eval_dir(first_run, first_test, "greedy") / "hyps.tsv"),
+                                  "--lm-hyps", str(eval_dir(first_run, first_test, "ngram") / "hyps.tsv"),
+                                  "--lm-text", args.lm_text, "--out-dir", str(out / "errors")], out / "errors")
     report = write_report(out, args, asdict(budget), runner.records, time.time() - start)
     print(f"report: {report} and {report.with_suffix('.html')}")
     return report

@@ -56,17 +56,57 @@ def stage_seconds(records: list[dict], name: str) -> float:
     return sum(r["seconds"] for r in records if r["stage"] == name)
 
 
+def manifest_names(manifests: list[Path]) -> list[str]:
+    """Distinct names of manifests, for folders, stages and report columns: the file stem, and
+    where names clash, the stem after as many parent folder names as tell them apart
+    (``a/test.tsv``, ``b/test.tsv`` -> ``a-test``, ``b-test``; of clashing names, the longer ones
+    grow first, so a stem is kept where it can be). A manifest given twice, or two that no folder
+    name tells apart, are refused."""
+    paths = [m.resolve() for m in manifests]
+    twice = [str(m) for m, p in zip(manifests, paths) if paths.count(p) > 1]
+    if twice:
+        raise ValueError(f"the same manifest is given twice: {', '.join(twice)}")
+    depth = [0] * len(paths)
+    while True:
+        names = ["-".join([*p.parent.parts[len(p.parent.parts) - d:], p.stem]) for p, d in zip(paths, depth)]
+        clashes = [[i for i, n in enumerate(names) if n == name] for name in dict.fromkeys(names)]
+        clashes = [c for c in clashes if len(c) > 1]
+        if not clashes:
+            return names
+        for clash in clashes:
+            can_grow = [i for i in clash if depth[i] < len(paths[i].parent.parts) - 1]  # the root has no name
+            if not can_grow:
+                raise ValueError(f"no folder name tells these manifests apart: "
+                                 f"{', '.join(str(manifests[i]) for i in clash)}; rename one")
+            longest = max(depth[i] for i in can_grow)
+            for i in (i for i in can_grow if depth[i] == longest):
+                depth[i] += 1
+
+
+def finetune_dir(out: Path, labeled: str, init: str) -> Path:
+    """The fine-tuning run of the labeled set named ``labeled`` (:func:`manifest_names`)."""
+    return out / "finetune" / f"{labeled}-{init}"
+
+
+def eval_dir(finetuned: Path, test: str, decoder: str) -> Path:
+    """The evaluation of a fine-tuned model on the test set named ``test`` with a decoder."""
+    return finetuned / "eval" / f"{test}-{decoder}"
+
+
 def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str]) -> list[dict]:
+    """One row per (labeled set, initialisation, decoder): (WER, CER) % and (words, characters) per
+    test set, keyed by the sets' :func:`manifest_names`; None where an evaluation is missing."""
     rows = []
-    for lab in labeled:
+    test_names = manifest_names(tests)
+    for lab, lab_name in zip(labeled, manifest_names(labeled)):
         for init in ("pretrained", "scratch"):
             for dec in (d for d in LM_NAMES if d in decoders):
-                row = {"labeled": lab.stem, "minutes": minutes_of(lab), "init": init, "decoder": dec}
-                for test in tests:
-                    m = out / "finetune" / f"{lab.stem}-{init}" / "eval" / f"{test.stem}-{dec}" / "metrics.json"
+                row = {"labeled": lab_name, "minutes": minutes_of(lab), "init": init, "decoder": dec}
+                for test in test_names:
+                    m = eval_dir(finetune_dir(out, lab_name, init), test, dec) / "metrics.json"
                     metrics = json.loads(m.read_text()) if m.is_file() else None
-                    row[test.stem] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
-                    row[f"{test.stem}/counts"] = (metrics["n_words"], metrics["n_chars"]) if metrics else None
+                    row[test] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
+                    row[f"{test}/counts"] = (metrics["n_words"], metrics["n_chars"]) if metrics else None
                 rows.append(row)
     return rows
 
@@ -81,24 +121,24 @@ def pretrain_summary(run: Path, seconds: float) -> dict:
             "code_ppl": last.get("code_ppl"), "prob_ppl": last.get("prob_ppl")}
 
 
-def report_json(rows: list[dict], tests: list[Path], scale: str, wall: float, pretrain: dict) -> dict:
+def report_json(rows: list[dict], tests: list[str], scale: str, wall: float, pretrain: dict) -> dict:
     """The machine-readable report: one row per (labeled set, initialisation, decoder, test set);
-    rates in percent, ``labeled`` and ``test`` the manifests' names."""
+    rates in percent, ``labeled`` and ``test`` the manifests' names (:func:`manifest_names`)."""
     out_rows = []
     for r in rows:
         for t in tests:
-            if r[t.stem] is None:
+            if r[t] is None:
                 continue
-            words, chars = r[f"{t.stem}/counts"]
+            words, chars = r[f"{t}/counts"]
             out_rows.append({"labeled": r["labeled"], "labeled_minutes": round(r["minutes"], 2),
-                             "pretrained": r["init"] == "pretrained", "decoder": r["decoder"], "test": t.stem,
-                             "wer": round(r[t.stem][0], 2), "cer": round(r[t.stem][1], 2),
+                             "pretrained": r["init"] == "pretrained", "decoder": r["decoder"], "test": t,
+                             "wer": round(r[t][0], 2), "cer": round(r[t][1], 2),
                              "ref_words": words, "ref_chars": chars})
     return {"commit": git_commit(), "scale": scale, "wall_minutes": round(wall / 60, 2), "pretrain": pretrain,
             "rows": out_rows}
 
 
-def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None:
+def plot_wer_vs_minutes(rows: list[dict], tests: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,14 +148,14 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None
     for ax, test in zip(axes[0], tests):
         for init, color in (("pretrained", "tab:blue"), ("scratch", "tab:red")):
             for dec, style in (("greedy", "o-"), ("ngram", "s--"), ("transformer", "^:"), ("rescore", "v-.")):
-                pts = sorted((r["minutes"], r[test.stem][0]) for r in rows
-                             if r["init"] == init and r["decoder"] == dec and r[test.stem] is not None)
+                pts = sorted((r["minutes"], r[test][0]) for r in rows
+                             if r["init"] == init and r["decoder"] == dec and r[test] is not None)
                 if pts:
                     ax.plot(*zip(*pts), style, color=color, label=f"{init}, LM {LM_NAMES[dec]}")
         ax.set_xscale("log")
         ax.set_xlabel("labeled minutes")
         ax.set_ylabel("WER %")
-        ax.set_title(test.stem)
+        ax.set_title(test)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -124,8 +164,8 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[Path], path: Path) -> None
 
 
 def write_report(out: Path, args: argparse.Namespace, budget: dict, records: list[dict], wall: float) -> Path:
-    labeled, tests = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
-    rows = collect(out, labeled, tests, args.decoders)
+    labeled, test_paths = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
+    rows, tests = collect(out, labeled, test_paths, args.decoders), manifest_names(test_paths)
     plot_wer_vs_minutes(rows, tests, out / "wer_vs_minutes.png")
     figures = {"wer_vs_minutes.png": "WER against labeled minutes"}
     for run in [out / "pretrain"] + sorted((out / "finetune").glob("*")):
@@ -138,9 +178,9 @@ def write_report(out: Path, args: argparse.Namespace, budget: dict, records: lis
         ft = stage_seconds(records, f"finetune {r['labeled']}-{r['init']}")
         compute = (pre if r["init"] == "pretrained" else 0.0) + ft
         table.append([f"{r['labeled']} ({r['minutes']:.1f} min)", "yes" if r["init"] == "pretrained" else "no",
-                      LM_NAMES[r["decoder"]]] + ["%.1f (%.1f)" % r[t.stem] if r[t.stem] is not None else "–" for t in tests]
+                      LM_NAMES[r["decoder"]]] + ["%.1f (%.1f)" % r[t] if r[t] is not None else "–" for t in tests]
                      + [f"{compute / 60:.1f}"])
-    header = ["labeled data", "pre-trained", "LM"] + [f"{t.stem} WER (CER)" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
+    header = ["labeled data", "pre-trained", "LM"] + [f"{t} WER (CER)" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
     md = [f"# Low-resource experiment (paper table 1, at {budget['preset']} scale)\n",
           f"Unlabeled: `{args.unlabeled}` ({minutes_of(Path(args.unlabeled)):.1f} min); dev: `{args.dev}`; "
           f"LM text: `{args.lm_text}`.\n", "## WER (%)\n", markdown_table(header, table, "lll" + "r" * (len(tests) + 1)),

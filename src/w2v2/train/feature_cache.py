@@ -4,7 +4,8 @@ In fine-tuning the feature encoder is frozen (paper section 4.3) and has no drop
 utterance's conv features are the same in every epoch: with 10 minutes or 1 hour of labels a run
 makes hundreds of epochs, and recomputing them was a quarter of a tiny fp32 update on CPU
 (benchmarks/README.md). The cache keeps them in CPU memory, up to a byte budget (past it, the
-remaining utterances are computed every time).
+remaining utterances are computed every time). Utterances are keyed by their manifest id
+(``Entry.id``, unique within the training manifest; a file stem is not: ``a/x.flac``, ``b/x.flac``).
 
 Each utterance is encoded on its own, unpadded, as inference does: with the group-norm encoder
 (BASE layout) a zero-padded batch lets the padding into the normalisation statistics, so the
@@ -30,8 +31,9 @@ class FeatureCache:
 
     def encode(self, encoder: FeatureEncoder, waveform: Tensor, lengths: Tensor,
                keys: list[str]) -> tuple[Tensor, Tensor]:
-        """(B, samples) padded waveforms -> (B, T', C) conv features (zero past each utterance's
-        frames) and the (B,) frame counts; the encoder's parameters must be frozen."""
+        """(B, samples) padded waveforms of the utterances with ids ``keys`` -> (B, T', C) conv
+        features (zero past each utterance's frames) and the (B,) frame counts; the encoder's
+        parameters must be frozen."""
         if any(p.requires_grad for p in encoder.parameters()):
             raise RuntimeError("the feature cache needs a frozen feature encoder")
         frame_lengths = encoder.output_lengths(lengths)
