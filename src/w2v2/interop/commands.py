@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.audio import load_audio, normalize
+from ..data.audio import load_audio
+from ..decode.inference import model_input
 from .model_dir import encoder_of, load_model_dir, model_for_state, load_state, save_model_dir
 
 
@@ -67,13 +68,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def embed_file(encoder: torch.nn.Module, cfg, path: str, layer: int | None) -> np.ndarray:
-    wav = load_audio(path)
-    if cfg.normalize:
-        wav = normalize(wav)
-    if len(wav) < cfg.receptive_field:
-        raise ValueError(f"{path}: {len(wav)} samples is shorter than the receptive field ({cfg.receptive_field})")
     with torch.inference_mode():
-        x = torch.from_numpy(wav)[None]
+        x = torch.from_numpy(model_input(load_audio(path), cfg, path))[None]
         if layer is None:
             return encoder(x).last_hidden_state[0].numpy()
         out = encoder(x, num_layers=layer, return_hidden=True)
@@ -105,7 +101,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a transformers or fairseq checkpoint into a w2v2 model directory")
     p.add_argument("--from", dest="source", choices=["hf", "fairseq"], required=True)
-    p.add_argument("src", help="transformers save_pretrained folder, or fairseq .pt file")
+    p.add_argument("src", help="transformers save_pretrained folder or hub id (e.g. facebook/wav2vec2-base, fetched "
+                   "into the Hugging Face cache; HF_HUB_OFFLINE=1 uses the cache only), or fairseq .pt file")
     p.add_argument("out", help="w2v2 model directory to write")
     p.add_argument("--dict", help="fairseq target dictionary (dict.ltr.txt) for fine-tuned checkpoints")
     p.set_defaults(func=cmd_import)

@@ -2,7 +2,8 @@
 
 Reads config.json + model.safetensors (or pytorch_model.bin) of Wav2Vec2Model,
 Wav2Vec2ForPreTraining and Wav2Vec2ForCTC (with vocab.json); writes a directory that
-``from_pretrained`` loads. transformers itself is not needed for either direction.
+``from_pretrained`` loads. transformers itself is not needed for either direction; a hub id
+(``facebook/wav2vec2-base``) is fetched into the Hugging Face cache by ``huggingface_hub``.
 """
 
 from __future__ import annotations
@@ -134,9 +135,42 @@ def read_hf_weights(src: Path) -> dict[str, torch.Tensor]:
     raise FileNotFoundError(f"{src}: no model.safetensors or pytorch_model.bin")
 
 
+HUB_FILES = ("config.json", "preprocessor_config.json", "vocab.json")  # what import_hf reads besides the weights
+HUB_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # in the order read_hf_weights prefers them
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """The Hugging Face cache folder of ``repo_id`` with its config and weights, downloaded if
+    needed (one weights file: safetensors where the repository has it)."""
+    try:
+        from huggingface_hub import constants, snapshot_download
+    except ImportError as e:
+        raise ValueError(f"{repo_id}: not a local folder; a hub id needs huggingface_hub "
+                         "(pip install 'w2v2[hub]')") from e
+    try:
+        for weights in HUB_WEIGHTS:
+            folder = Path(snapshot_download(repo_id, allow_patterns=[*HUB_FILES, weights]))
+            if (folder / weights).is_file():
+                return folder
+    except FileNotFoundError as e:  # LocalEntryNotFoundError: offline or unreachable, and not cached
+        raise FileNotFoundError(f"{repo_id}: not a local folder, and not in the Hugging Face cache "
+                                f"({constants.HF_HUB_CACHE}) while the hub cannot be reached (HF_HUB_OFFLINE=1 or "
+                                "no network): fetch it once online, or give a local save_pretrained folder") from e
+    except ValueError as e:  # HFValidationError
+        raise FileNotFoundError(f"{repo_id}: no such folder (a transformers save_pretrained folder, with "
+                                "config.json), and not a hub id (NAME or ORG/NAME)") from e
+    except OSError as e:  # HTTP errors: no such repository, gated, revision not found
+        raise ValueError(f"{repo_id}: not a local folder, and the hub refused it: {e}") from e
+    raise FileNotFoundError(f"{repo_id}: the hub repository has neither {' nor '.join(HUB_WEIGHTS)}")
+
+
 def import_hf(src: str | Path) -> tuple[W2V2Config, dict[str, torch.Tensor], dict[str, int] | None]:
-    """Read a transformers directory -> (config, w2v2 state dict, vocab with the blank at 0)."""
-    src = Path(src)
+    """Read a transformers directory, or a hub id fetched into the Hugging Face cache ->
+    (config, w2v2 state dict, vocab with the blank at 0)."""
+    if Path(src).is_file():
+        raise ValueError(f"{src}: a file; --from hf reads a save_pretrained folder or a hub id "
+                         "(a fairseq checkpoint: --from fairseq)")
+    src = Path(src) if Path(src).is_dir() else hub_snapshot(str(src))
     if not (src / "config.json").is_file():
         raise FileNotFoundError(f"{src / 'config.json'}: missing (expected a transformers save_pretrained folder)")
     hf = json.loads((src / "config.json").read_text())

@@ -55,13 +55,22 @@ def save_model_dir(model: nn.Module, cfg: W2V2Config, out: str | Path, vocab: di
         atomic_write(out / "vocab.json", lambda p: p.write_text(json.dumps(vocab, indent=1, ensure_ascii=False)))
 
 
+BUILDERS = {"ctc": build_ctc_model, "pretraining": build_pretraining_model, "encoder": build_model}
+
+
+def state_kind(cfg: W2V2Config, keys: set[str]) -> str:
+    """What a state dict holds: "ctc" (a fine-tuned model), "pretraining" (with its quantizer and
+    projections) or "encoder" (the bare Wav2Vec2Model)."""
+    if cfg.vocab_size > 0 and "lm_head.weight" in keys:
+        return "ctc"
+    if any(k.startswith(("quantizer.", "project_q.")) for k in keys):
+        return "pretraining"
+    return "encoder"
+
+
 def model_for_state(cfg: W2V2Config, keys: set[str]) -> nn.Module:
     """The module whose parameters the state dict holds: CTC, pre-training or the bare encoder."""
-    if cfg.vocab_size > 0 and "lm_head.weight" in keys:
-        return build_ctc_model(cfg)
-    if any(k.startswith(("quantizer.", "project_q.")) for k in keys):
-        return build_pretraining_model(cfg)
-    return build_model(cfg)
+    return BUILDERS[state_kind(cfg, keys)](cfg)
 
 
 def load_state(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
@@ -80,8 +89,8 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> No
     model.load_state_dict({k: v for k, v in sd.items() if k in own})
 
 
-def load_model_dir(path: str | Path, kind: str = "auto") -> tuple[nn.Module, W2V2Config, dict[str, int] | None]:
-    """Load a model directory. ``kind``: "auto", "ctc", "pretraining" or "encoder"."""
+def read_model_dir(path: str | Path) -> tuple[W2V2Config, dict[str, torch.Tensor], dict[str, int] | None]:
+    """The config, weights and vocabulary (or None) of a model directory, without building a model."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: not a model directory")
@@ -94,17 +103,19 @@ def load_model_dir(path: str | Path, kind: str = "auto") -> tuple[nn.Module, W2V
         sd = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path / 'model.safetensors'}: unreadable or truncated weights file: {e}") from e
-    builders = {"ctc": build_ctc_model, "pretraining": build_pretraining_model, "encoder": build_model}
-    if kind == "auto":
-        model = model_for_state(cfg, set(sd))
-    elif kind in builders:
-        model = builders[kind](cfg)
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    load_state(model, sd, str(path))
     vocab = None
     if (path / "vocab.json").is_file():
         vocab = json.loads((path / "vocab.json").read_text())
+    return cfg, sd, vocab
+
+
+def load_model_dir(path: str | Path, kind: str = "auto") -> tuple[nn.Module, W2V2Config, dict[str, int] | None]:
+    """Load a model directory. ``kind``: "auto", "ctc", "pretraining" or "encoder"."""
+    if kind != "auto" and kind not in BUILDERS:
+        raise ValueError(f"unknown model kind {kind!r}")
+    cfg, sd, vocab = read_model_dir(path)
+    model = BUILDERS[state_kind(cfg, set(sd)) if kind == "auto" else kind](cfg)
+    load_state(model, sd, str(path))
     model.eval()
     return model, cfg, vocab
 

@@ -38,6 +38,17 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
     return t.tolist()
 
 
+def same_on_all_ranks(values: list[float], info: DistInfo, device: torch.device) -> bool:
+    """Whether every rank holds the same ``values`` (two collectives: every rank must call it)."""
+    if info.world_size == 1:
+        return True
+    low = torch.tensor(values, dtype=torch.float64, device=device)
+    high = low.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return torch.equal(low, high)
+
+
 def barrier(info: DistInfo) -> None:
     if info.world_size > 1:
         dist.barrier()

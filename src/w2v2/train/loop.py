@@ -3,7 +3,11 @@
 Per update: ``update_freq`` micro-batches, each seeded from (seed, epoch, global batch index) so
 that data-parallel runs, accumulated runs and resumed runs see identical randomness; the summed
 losses are normalised by the total number of targets across micro-batches and ranks (fairseq's
-sample_size); non-finite gradients skip the update and are counted.
+sample_size); non-finite gradients skip the update and are counted. An epoch that ends before
+``update_freq`` micro-batches makes a shorter update; under DDP its last micro-batch synchronises
+the gradients like any update's last (every rank reads the same number of batches per epoch, so
+all ranks end their epochs at the same update), and ``--max-minutes`` stops every rank after the
+same update.
 """
 
 from __future__ import annotations
@@ -25,9 +29,18 @@ from ..data.dataset import Batch, make_loader
 from ..data.manifest import Entry
 from .checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device
+from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device, same_on_all_ranks
 from .logs import RunLog
 from .schedule import lr_multiplier
+
+
+@dataclass
+class MicroBatch:
+    epoch: int
+    index: int  # this rank's batch number in the epoch
+    seed_index: int  # the batch's index among all ranks' batches of the epoch (seeds its randomness)
+    batch: Batch
+    ends_epoch: bool  # this rank's last batch of the epoch (the same update on every rank)
 
 
 @dataclass
@@ -82,6 +95,9 @@ class Trainer:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
         self.entries = [e for e in entries if e.samples >= cfg.min_sample_size]
         self.dropped_short = len(entries) - len(self.entries)
+        if not same_on_all_ranks([len(self.entries), sum(e.samples for e in self.entries)], self.dist, self.device):
+            raise ValueError("the ranks do not read the same data (another number or length of clips): their "
+                             "epochs would end at different updates; give every rank the same manifest")
         if not self.entries:
             raise ValueError(f"no training clips of at least {cfg.min_sample_size} samples")
         self.model = model.to(self.device)
@@ -154,22 +170,30 @@ class Trainer:
                              num_workers=cfg.num_workers)
         return len(loader), iter(loader)
 
-    def micro_batches(self) -> Iterator[tuple[int, int, Batch | None]]:
-        """(epoch, global batch index, batch) forever; ``None`` marks the end of an epoch. The next
-        epoch's loader starts when the current epoch hands out its last batch, so that the update
-        does not wait for fresh workers at every epoch boundary."""
+    def micro_batches(self) -> Iterator[MicroBatch]:
+        """This rank's batches from the saved data position on, forever. The next epoch's loader
+        starts when the current epoch hands out its last batch, so that the update does not wait
+        for fresh workers at every epoch boundary."""
         epoch, start = self.epoch, self.position
         count, batches = self.epoch_batches(epoch, start)
         while True:
+            if count == 0 and start == 0:
+                raise ValueError(f"an epoch has fewer batches than the {self.dist.world_size} ranks: "
+                                 "lower --max-tokens or use fewer ranks")
             following = None
             for i in range(start, start + count):
                 batch = next(batches)
-                if i == start + count - 1:
+                last = i == start + count - 1
+                if last:
                     following = self.epoch_batches(epoch + 1, 0)
-                yield epoch, i * self.dist.world_size + self.dist.rank, batch
-            yield epoch, -1, None
+                yield MicroBatch(epoch, i, i * self.dist.world_size + self.dist.rank, batch, last)
             epoch, start = epoch + 1, 0
             count, batches = following or self.epoch_batches(epoch, 0)
+
+    def out_of_time(self, start: float) -> bool:
+        """Whether ``--max-minutes`` has passed on any rank's clock (then every rank stops here)."""
+        over = time.time() - start > 60 * self.cfg.max_minutes
+        return all_reduce_sum([float(over)], self.dist, self.device)[0] > 0
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -186,22 +210,19 @@ class Trainer:
         audio_seconds = 0.0
         try:
             while self.num_updates < cfg.max_updates:
-                if cfg.max_minutes and time.time() - start_time > 60 * cfg.max_minutes:
+                if cfg.max_minutes and self.out_of_time(start_time):
                     break
-                results, n_micro = [], 0
-                while n_micro < cfg.update_freq:
+                results: list[StepResult] = []
+                while len(results) < cfg.update_freq:
                     t0 = time.time()
-                    epoch, gidx, batch = next(source)
+                    mb = next(source)
                     wait_time += time.time() - t0
-                    if batch is None:
-                        self.epoch, self.position = self.epoch + 1, 0
-                        if results:
-                            break
-                        continue
-                    self.position += 1
-                    n_micro += 1
-                    results.append(self.forward_backward(batch, epoch, gidx, last=n_micro == cfg.update_freq))
-                    audio_seconds += float(batch.lengths.sum()) / 16000
+                    self.epoch, self.position = (mb.epoch + 1, 0) if mb.ends_epoch else (mb.epoch, mb.index + 1)
+                    last = mb.ends_epoch or len(results) + 1 == cfg.update_freq  # its backward syncs the ranks
+                    results.append(self.forward_backward(mb.batch, mb.epoch, mb.seed_index, last=last))
+                    audio_seconds += float(mb.batch.lengths.sum()) / 16000
+                    if mb.ends_epoch:
+                        break
                 self.optimizer_step(results, acc)
                 bar.update(1)
                 if self.num_updates % cfg.log_every == 0 or self.num_updates == cfg.max_updates:

@@ -9,8 +9,9 @@ import json
 from .config import TrainConfig
 
 
-def add_train_options(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    g = p.add_argument_group("training (defaults depend on the preset)")
+def add_train_options(p: argparse.ArgumentParser, defaults: TrainConfig, description: str | None = None) -> None:
+    """One option per TrainConfig field; ``description`` says where the defaults come from."""
+    g = p.add_argument_group("training (defaults depend on the preset)", description)
     g.add_argument("--train-config", help="JSON file of training fields (explicit options override it)")
     for f in dataclasses.fields(TrainConfig):
         if f.name == "extra":

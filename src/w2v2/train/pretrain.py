@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,14 +15,52 @@ from torch import nn
 from ..config import W2V2Config
 from ..data.dataset import Batch, make_loader
 from ..data.manifest import Entry, read_manifest
-from ..interop.model_dir import load_model_dir, save_model_dir
-from ..model import build_pretraining_model, preset
+from ..interop.model_dir import load_state, read_model_dir, save_model_dir, state_kind
+from ..model import PRESETS, build_pretraining_model, preset
 from .config import TrainConfig
 from .loop import StepResult, Trainer
 from .options import add_train_options, train_config_from_args
 
 
-def pretrain_defaults(name: str) -> TrainConfig:
+CONTINUED_LR_SCALE = 0.1  # --init: the peak learning rate is the recipe's times this (see recipe_help)
+# W2V2Config fields --set may change on top of --init's weights: how the model is trained (masking,
+# objective, dropout, quantizer temperature), never the shape or the function of a loaded weight
+TRAINING_FIELDS = frozenset({
+    "dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features", "encoder_layerdrop",
+    "final_dropout", "latent_temp", "mask_prob", "mask_length", "mask_min_masks", "mask_channel_prob",
+    "mask_channel_length", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight", "diversity_form",
+    "feature_grad_mult"})
+SIZE_RECIPES = ("large", "base")  # a model from no preset gets the first whose encoder width it reaches
+
+
+def recipe_name(cfg: W2V2Config) -> str:
+    """The training recipe that follows the model: that of the preset it was made from (config
+    origin "preset:NAME"), else the first of SIZE_RECIPES whose encoder width it reaches, else tiny."""
+    name = cfg.origin.removeprefix("preset:")
+    if cfg.origin.startswith("preset:") and name in PRESETS:
+        return name
+    return next((n for n in SIZE_RECIPES if cfg.encoder_embed_dim >= preset(n).encoder_embed_dim), "tiny")
+
+
+def recipe_help() -> str:
+    """Where the training defaults come from (the help of the training options)."""
+    widths = ", ".join(f"{n} from d={preset(n).encoder_embed_dim}" for n in SIZE_RECIPES)
+    return ("Defaults: the recipe that follows the model (shown: tiny). A model made from a preset (config origin "
+            "'preset:NAME') gets that preset's recipe; any other (an imported checkpoint, a hand-written config) "
+            f"is sized by its encoder width: {widths}, else tiny. With --init the peak --lr is a tenth of the "
+            "recipe's: the model has converged and the recipe's peak, meant for a random initialisation, would "
+            f"first undo much of what it learnt; a tenth ({pretrain_defaults('base', True).lr:g} for BASE) is the "
+            "rate of fairseq's low-resource BASE fine-tuning recipes, which also start from a trained model. "
+            "Warm-up and decay are fresh, as is the optimizer.")
+
+
+def pretrain_defaults(name: str, continued: bool = False) -> TrainConfig:
+    """The recipe ``name``; ``continued`` (from a trained model, --init): at a lower peak rate."""
+    recipe = preset_recipe(name)
+    return dataclasses.replace(recipe, lr=recipe.lr * CONTINUED_LR_SCALE) if continued else recipe
+
+
+def preset_recipe(name: str) -> TrainConfig:
     """Per preset: the paper's BASE / LARGE recipes, and a CPU recipe for ``tiny``."""
     if name == "tiny":
         return TrainConfig(lr=5e-4, warmup_fraction=0.08, max_updates=1500, clip_norm=10.0, max_tokens=8 * 64000,
@@ -107,16 +146,55 @@ def split_valid(entries: list[Entry], fraction: float, seed: int) -> tuple[list[
     return [e for i, e in enumerate(entries) if i not in held], [e for i, e in enumerate(entries) if i in held]
 
 
+def check_model_options(args: argparse.Namespace) -> None:
+    """--preset, --config and --init each give the model: refuse a combination that would ignore one."""
+    given = [f"--{name}" for name in ("preset", "config", "init") if getattr(args, name)]
+    if len(given) > 1:
+        hint = "; --init continues with its directory's config (change its training fields with --set)"
+        raise ValueError(f"{' and '.join(given)} both give the model: choose one{hint if args.init else ''}")
+
+
+def require_pretraining_state(cfg: W2V2Config, sd: dict[str, torch.Tensor], source: str) -> None:
+    kind = state_kind(cfg, set(sd))
+    if kind != "pretraining":
+        what = {"ctc": "a fine-tuned CTC model", "encoder": "a bare encoder (Wav2Vec2Model)"}[kind]
+        raise ValueError(f"--init {source} holds {what}: continued pre-training needs the quantizer and the "
+                         "projections (project_q, final_proj) that make the contrastive targets, and fine-tuned "
+                         "models and encoder exports leave them out; start from a pre-trained checkpoint (`w2v2 "
+                         "import` of a fairseq pre-trained .pt or a transformers Wav2Vec2ForPreTraining, or the "
+                         "best/ of a `w2v2 pretrain` run)")
+
+
+def continued_config(cfg: W2V2Config, assignments: list[str], source: str) -> W2V2Config:
+    """--init's config with --set applied; a change to anything but TRAINING_FIELDS is refused."""
+    new = override_config(cfg, assignments)
+    old_d, new_d = cfg.to_dict(), new.to_dict()
+    changed = sorted(k for k in new_d if new_d[k] != old_d[k] and k not in TRAINING_FIELDS)
+    if changed:
+        raise ValueError(f"--set {', '.join(changed)}: would change the architecture of the weights that --init "
+                         f"{source} loads; with --init, --set changes only: {', '.join(sorted(TRAINING_FIELDS))}")
+    return new
+
+
+def model_config(args: argparse.Namespace) -> tuple[W2V2Config, dict[str, torch.Tensor] | None]:
+    """The model's config (``--set`` applied), and the weights --init starts from (None: random)."""
+    check_model_options(args)
+    if args.init:
+        cfg, sd, _ = read_model_dir(args.init)
+        require_pretraining_state(cfg, sd, args.init)
+        return continued_config(cfg, args.set or [], args.init), sd
+    cfg = W2V2Config.load(args.config) if args.config else preset(args.preset or "tiny")
+    return override_config(cfg, args.set or []), None
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    if args.init:
-        model, cfg, _ = load_model_dir(args.init, kind="pretraining")
-    else:
-        cfg = W2V2Config.load(args.config) if args.config else preset(args.preset)
-        cfg = override_config(cfg, args.set or [])
-        torch.manual_seed(args.seed if args.seed is not None else 1)
-        model = build_pretraining_model(cfg)
-    tcfg = train_config_from_args(args, pretrain_defaults(args.preset))
+    cfg, weights = model_config(args)
+    tcfg = train_config_from_args(args, pretrain_defaults(recipe_name(cfg), continued=weights is not None))
+    torch.manual_seed(tcfg.seed)  # one seed: the initialisation here, the data and masks in the trainer
+    model = build_pretraining_model(cfg)
+    if weights is not None:
+        load_state(model, weights, args.init)
     entries = read_manifest(args.train)
     if args.valid:
         valid = read_manifest(args.valid)
@@ -150,11 +228,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", required=True, help="manifest of unlabeled audio")
     p.add_argument("--valid", help="held-out manifest (default: 3%% of --train)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, best/ and last/ models)")
-    p.add_argument("--preset", default="tiny", help="tiny | base | large | large_lv60 | xlsr_300m")
+    p.add_argument("--preset", help="tiny | base | large | large_lv60 | xlsr_300m (default tiny, when neither "
+                   "--config nor --init gives the model)")
     p.add_argument("--config", help="a W2V2Config JSON instead of a preset")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a model config field, e.g. --set mask_prob=0.5 (ablations)")
-    p.add_argument("--init", help="continue pre-training from this model directory")
+                   help="override a model config field, e.g. --set mask_prob=0.5 (ablations); with --init only "
+                        "training fields (masking, loss weights, dropout, temperature), not the architecture")
+    p.add_argument("--init", help="continue pre-training from this model directory (a pre-trained checkpoint "
+                   "imported by `w2v2 import`, or a run's best/): its weights, quantizer, masking and loss "
+                   "settings, with a fresh optimizer and LR schedule (warm-up) at a lower peak --lr")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    add_train_options(p, pretrain_defaults("tiny"))
+    add_train_options(p, pretrain_defaults("tiny"), recipe_help())
     p.set_defaults(func=cmd_pretrain)
