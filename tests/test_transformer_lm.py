@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from w2v2.cli import main
-from w2v2.decode.lm_train import TrainOptions, batches, build_vocab, split_heldout, train
+from w2v2.data.heldout import split_heldout
+from w2v2.decode.lm_train import TrainOptions, batches, build_vocab, train
 from w2v2.decode.transformer_lm import (TransformerLM, TransformerLMConfig, load_transformer_lm, perplexity,
                                         save_transformer_lm)
 

@@ -34,13 +34,14 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .lm_train import TrainOptions, build_vocab, split_heldout, train_and_save
+    from ..data.heldout import split_heldout
+    from .lm_train import TrainOptions, build_vocab, train_and_save
     from .transformer_lm import TransformerLM, TransformerLMConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     sentences = list(read_sentences(args.text))
-    train_sentences, heldout = split_heldout(sentences, args.valid_fraction, args.seed)
+    train_sentences, heldout = split_heldout([s for s in sentences if s], args.valid_fraction, args.seed)
     extra = {"valid": [s for s in read_sentences(args.valid) if s]} if args.valid else None
     vocab = build_vocab(train_sentences, args.vocab_size)
     cfg = TransformerLMConfig(vocab_size=len(vocab), dim=args.dim, layers=args.layers, heads=args.heads,

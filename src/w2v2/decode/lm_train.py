@@ -39,20 +39,6 @@ def build_vocab(sentences: list[list[str]], size: int) -> dict[str, int]:
     return {w: i for i, w in enumerate([EOS, UNK, *words])}
 
 
-def split_heldout(sentences: list[list[str]], fraction: float, seed: int) -> tuple[list[list[str]], list[list[str]]]:
-    """(train, held-out): a random ``fraction`` of the non-empty sentences is held out."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"held-out fraction must be in (0, 1), got {fraction}")
-    sentences = [s for s in sentences if s]
-    order = list(range(len(sentences)))
-    random.Random(seed).shuffle(order)
-    cut = max(1, round(fraction * len(sentences)))
-    if cut >= len(sentences):
-        raise ValueError(f"only {len(sentences)} sentences: too few to hold out {fraction:.1%}")
-    held = set(order[:cut])
-    return [s for i, s in enumerate(sentences) if i not in held], [sentences[i] for i in sorted(held)]
-
-
 def batches(model: TransformerLM, sentences: list[list[str]], batch_size: int,
             seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless (inputs, targets) batches of the sentences' context windows, shuffled, padded after

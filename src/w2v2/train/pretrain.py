@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import W2V2Config
 from ..data.dataset import Batch, make_loader
+from ..data.heldout import split_heldout
 from ..data.manifest import Entry, read_manifest
 from ..interop.model_dir import load_state, read_model_dir, save_model_dir, state_kind
 from ..model import PRESETS, build_pretraining_model, preset
@@ -138,14 +139,6 @@ class PretrainTask:
         return None
 
 
-def split_valid(entries: list[Entry], fraction: float, seed: int) -> tuple[list[Entry], list[Entry]]:
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(entries))
-    n = max(1, int(round(fraction * len(entries))))
-    held = set(order[:n].tolist())
-    return [e for i, e in enumerate(entries) if i not in held], [e for i, e in enumerate(entries) if i in held]
-
-
 def check_model_options(args: argparse.Namespace) -> None:
     """--preset, --config and --init each give the model: refuse a combination that would ignore one."""
     given = [f"--{name}" for name in ("preset", "config", "init") if getattr(args, name)]
@@ -199,7 +192,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.valid:
         valid = read_manifest(args.valid)
     else:
-        entries, valid = split_valid(entries, 0.03, tcfg.seed)
+        entries, valid = split_heldout(entries, 0.03, tcfg.seed)
     task = PretrainTask(cfg, valid, tcfg.max_tokens, tcfg.max_sample_size, tcfg.seed)
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
