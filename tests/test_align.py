@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import soundfile as sf
 import torch
 
-from w2v2.analysis.align import (align_transcript, ctc_log_probs, ctc_viterbi, model_input, segment_units,
+from w2v2.analysis.align import (align_transcript, ctc_log_probs, ctc_viterbi, model_input_of, segment_units,
                                  unit_spans)
 from w2v2.analysis.phones import cmu_lexicon, phonemize
 from w2v2.cli import main
@@ -139,7 +139,7 @@ def test_align_command_phone_model(tmp_path):
     assert [r["label"] for r in rows if r["id"] == "utt0.flac"] == "HH AH L OW W ER L D".split()
     # the times are the Viterbi spans of the model's own posteriors, 20 ms per frame
     entry = read_manifest(manifest)[0]
-    lp = ctc_log_probs(model, model_input(entry.path, cfg))
+    lp = ctc_log_probs(model, model_input_of(entry.path, cfg))
     vocab = Vocabulary(PHONES, "token")
     units, words = align_transcript(lp, vocab, entry.text)
     got = [(float(r["start"]), float(r["end"])) for r in rows if r["id"] == "utt0.flac"]

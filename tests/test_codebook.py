@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from w2v2.analysis.align import model_input
+from w2v2.analysis.align import model_input_of
 from w2v2.analysis.codebook import (Cooccurrence, frame_codes, frame_labels, heatmap_matrix, joint_codes,
                                     usage_perplexity)
 from train_utils import TIMIT_PHONES, write_timit_tree
@@ -131,7 +131,7 @@ def test_analyze_codebook_command(tmp_path, capsys):
     with open(out / "codes.tsv", newline="") as f:
         table = list(csv.DictReader(f, delimiter="\t"))
     assert len(table) == 49 + 37
-    ref = frame_codes(model, model_input(tmp_path / "u0.wav", cfg))
+    ref = frame_codes(model, model_input_of(tmp_path / "u0.wav", cfg))
     got = np.array([[int(r["pre-trained: g0"]), int(r["pre-trained: g1"])] for r in table if r["id"] == "u0.wav"])
     assert got.tolist() == ref.tolist()
     assert [r["pre-trained: joint"] for r in table[:3]] == [str(8 * a + b) for a, b in ref[:3].tolist()]

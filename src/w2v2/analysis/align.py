@@ -23,10 +23,11 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import W2V2Config
-from ..data.audio import SAMPLE_RATE, load_audio, normalize
+from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
 from ..data.text import Vocabulary
-from ..interop.model_dir import atomic_write, load_model_dir
+from ..decode.inference import model_input
+from ..interop.model_dir import atomic_write, load_ctc
 from .phones import cmu_lexicon
 from .phones import phonemize as phonemize_text
 from .report import save_figure
@@ -109,14 +110,9 @@ def segment_units(labels: Sequence[str], spans: Sequence[tuple[int, int]], bound
     return [s for w in words for s in w], words
 
 
-def model_input(path: str | Path, cfg: W2V2Config) -> torch.Tensor:
-    """(1, samples) waveform as the model expects it (normalised for LV60-layout models)."""
-    wav = load_audio(path)
-    if cfg.normalize:
-        wav = normalize(wav)
-    if len(wav) < cfg.receptive_field:
-        raise ValueError(f"{path}: {len(wav)} samples is shorter than the receptive field ({cfg.receptive_field})")
-    return torch.from_numpy(wav)[None]
+def model_input_of(path: str | Path, cfg: W2V2Config) -> torch.Tensor:
+    """(1, samples) waveform of a file as the model expects it (:func:`~w2v2.decode.inference.model_input`)."""
+    return torch.from_numpy(model_input(load_audio(path), cfg, str(path)))[None]
 
 
 @torch.inference_mode()
@@ -195,10 +191,7 @@ def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path,
     ``plots`` alignments to ``out`` with suffix ``.png``. ``phonemize``: the model's units are
     phones and the manifest holds words, converted with the CMU lexicon. Returns counts of aligned
     and skipped utterances."""
-    model, cfg, vocab_dict = load_model_dir(model_dir)
-    if vocab_dict is None or not hasattr(model, "lm_head"):
-        raise ValueError(f"{model_dir}: not a CTC model with a vocabulary (vocab.json)")
-    vocab = Vocabulary.from_dict(vocab_dict, units=cfg.extra.get("units", "char"))
+    model, cfg, vocab = load_ctc(model_dir)
     if phonemize and vocab.units != "token":
         raise ValueError(f"{model_dir}: --phonemize needs a model with token (phone) units, this one has letters")
     lexicon = cmu_lexicon() if phonemize else None
@@ -220,7 +213,7 @@ def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path,
                 counts["not alignable"] += 1
                 continue
         try:
-            lp = ctc_log_probs(model, model_input(e.path, cfg))
+            lp = ctc_log_probs(model, model_input_of(e.path, cfg))
             units, word_segs = align_transcript(lp, vocab, text, words, fill=fill, source=str(e.path))
         except ValueError as err:
             warnings.warn(f"{e.path}: skipped: {err}", stacklevel=2)

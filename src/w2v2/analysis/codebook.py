@@ -29,7 +29,7 @@ from ..data.audio import SAMPLE_RATE
 from ..data.manifest import read_manifest
 from ..interop.model_dir import load_model_dir
 from ..model.pretraining import Wav2Vec2ForPreTraining, build_pretraining_model
-from .align import model_input
+from .align import model_input_of
 from .phones import match_alignments
 from .report import markdown_table, save_figure, write_text
 
@@ -202,7 +202,7 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     labels: list[str | None] = []
     ids: list[tuple[str, int]] = []
     for e, segments in tqdm(matched, desc="codebook", unit="utt"):
-        wav = model_input(e.path, cfg)
+        wav = model_input_of(e.path, cfg)
         for name, m in models.items():
             codes[name].append(frame_codes(m, wav))
         n = len(codes["pre-trained"][-1])

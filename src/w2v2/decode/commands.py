@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
 from ..data.text import Vocabulary
-from ..interop.model_dir import atomic_write, load_model_dir
+from ..interop.model_dir import atomic_write, load_ctc, load_model_dir
 from .beam import BeamSearchConfig, BeamSearchDecoder, SearchModel, ngram_search_model, transformer_search_model
 from .ctc import Hypothesis, greedy_decode, word_timings
 from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
@@ -24,13 +24,6 @@ from .tune import beam_dev_wer, random_search, read_decoder_json, write_decoder_
 
 BEAM_FIELDS = [f.name for f in dataclasses.fields(BeamSearchConfig)]
 RESCORE_NBEST = 16
-
-
-def load_ctc(model_dir: str) -> tuple:
-    model, cfg, vocab = load_model_dir(model_dir)
-    if vocab is None or not hasattr(model, "lm_head"):
-        raise ValueError(f"{model_dir}: not a CTC model directory (needs a CTC head and vocab.json)")
-    return model, cfg, Vocabulary.from_dict(vocab, units=cfg.extra.get("units", "char"))
 
 
 def decoder_settings(args: argparse.Namespace) -> dict:

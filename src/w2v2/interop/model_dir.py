@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import W2V2Config
+from ..data.text import Vocabulary
 from ..model import build_ctc_model, build_model, build_pretraining_model
 
 PREFIX = "wav2vec2."
@@ -122,3 +123,11 @@ def load_model_dir(path: str | Path, kind: str = "auto") -> tuple[nn.Module, W2V
 
 def encoder_of(model: nn.Module) -> nn.Module:
     return getattr(model, "wav2vec2", model)
+
+
+def load_ctc(path: str | Path) -> tuple[nn.Module, W2V2Config, Vocabulary]:
+    """A fine-tuned CTC model directory: the model, its config and its output vocabulary."""
+    model, cfg, vocab = load_model_dir(path)
+    if vocab is None or not hasattr(model, "lm_head"):
+        raise ValueError(f"{path}: not a CTC model directory (needs a CTC head and vocab.json)")
+    return model, cfg, Vocabulary.from_dict(vocab, units=cfg.extra.get("units", "char"))
