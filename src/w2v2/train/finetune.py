@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from ..config import W2V2Config
 from ..data.audio import load_audio
@@ -27,6 +28,7 @@ from .config import TrainConfig
 from .feature_cache import FeatureCache
 from .loop import StepResult, Trainer
 from .options import add_train_options, train_config_from_args
+from .schedule import warmup_updates
 from .pretrain import override_config
 
 
@@ -88,7 +90,9 @@ class FinetuneTask:
     crop_to_shortest = False
 
     def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
-                 unknown: str, metric: str = "wer", feature_cache: FeatureCache | None = None) -> None:
+                 unknown: str, metric: str = "wer", feature_cache: FeatureCache | None = None,
+                 warmup_updates: int = 0) -> None:
+        self.warmup_updates, self.num_updates = warmup_updates, 0
         self.metric = metric  # model selection: dev WER (the paper), or CER when WER says little
         self.feature_cache = feature_cache
         self.cfg, self.vocab, self.valid, self.freeze_updates, self.unknown = cfg, vocab, valid, freeze_updates, unknown
@@ -120,10 +124,15 @@ class FinetuneTask:
             emissions = compute_emissions(model, self.cfg, self._valid_audio, progress=False)
         hyps = [greedy_decode(em, self.vocab).text for em in emissions]
         refs = [e.text or "" for e in self.valid]
-        return {"wer": 100 * word_error_rate(refs, hyps), "cer": 100 * char_error_rate(refs, hyps)}
+        blank = float(sum(int((em.argmax(-1) == 0).sum()) for em in emissions) / max(sum(len(em) for em in emissions), 1))
+        warning = blank_warning(blank, sum(not h for h in hyps) / max(len(hyps), 1), self.num_updates,
+                                self.warmup_updates, self.freeze_updates)
+        if warning:
+            tqdm.write(f"warning (update {self.num_updates}): {warning}")
+        return {"wer": 100 * word_error_rate(refs, hyps), "cer": 100 * char_error_rate(refs, hyps), "blank": blank}
 
     def on_update(self, model: nn.Module, num_updates: int) -> None:
-        pass
+        self.num_updates = num_updates
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return list(model.wav2vec2.parameters()) if num_updates < self.freeze_updates else []
@@ -133,6 +142,19 @@ class FinetuneTask:
 
     def check(self, row: dict[str, float], num_updates: int) -> str | None:
         return None
+
+
+def blank_warning(blank_share: float, empty_share: float, num_updates: int, warmup: int, frozen: int) -> str | None:
+    """The CTC blank plateau: after the warm-up, (almost) every dev frame is the blank and the
+    transcripts are (almost) all empty."""
+    if num_updates < max(warmup, 1) or (blank_share < 0.98 and empty_share < 0.9):
+        return None
+    causes = ["the learning rate (too high drives a small model to a constant output, too low keeps it there)",
+              "too few updates (the plateau lasts a few hundred updates)"]
+    if frozen:
+        causes.insert(1, f"the frozen-Transformer phase ({frozen} updates: the Transformer joins at the peak rate)")
+    return (f"dev output is all blank: {blank_share:.1%} of the frames, {empty_share:.0%} of the transcripts "
+            "empty; usual causes: " + "; ".join(causes))
 
 
 def initial_encoder(init: str, arch: str, seed: int) -> tuple[nn.Module, W2V2Config]:
@@ -160,14 +182,15 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     valid, dropped_valid = usable_entries(valid, vocab, cfg, "map", args.valid)
     torch.manual_seed(tcfg.seed)
     model = Wav2Vec2ForCTC(cfg, encoder)
-    model.wav2vec2.feature_grad_mult = 0.0
+    model.wav2vec2.feature_grad_mult = cfg.feature_grad_mult  # 0 (the paper): frozen feature encoder
     for p in model.wav2vec2.feature_extractor.parameters():
-        p.requires_grad_(False)  # frozen feature encoder: no autograd graph, no optimizer state
+        p.requires_grad_(cfg.feature_grad_mult > 0)  # frozen: no autograd graph, no optimizer state
     cache = None
     no_crops = tcfg.max_sample_size >= max(e.samples for e in train)  # a random crop would change the features
-    if args.feature_cache_mb > 0 and no_crops:
+    if args.feature_cache_mb > 0 and no_crops and cfg.feature_grad_mult == 0:
         cache = FeatureCache(args.feature_cache_mb * 2**20)
-    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache)
+    task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache,
+                        warmup_updates(tcfg))
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:

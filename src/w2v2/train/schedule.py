@@ -23,9 +23,15 @@ def tri_stage(update: int, total: int, stages: tuple[float, float, float], final
     return final_scale ** (min(update - warm - hold, decay) / decay)
 
 
+def warmup_updates(cfg: TrainConfig) -> int:
+    """Updates of the schedule's warm-up."""
+    fraction = cfg.tri_stage[0] if cfg.schedule == "tri_stage" else cfg.warmup_fraction
+    return int(fraction * cfg.max_updates)
+
+
 def lr_multiplier(cfg: TrainConfig):
     if cfg.schedule == "polynomial":
-        warmup = int(cfg.warmup_fraction * cfg.max_updates)
+        warmup = warmup_updates(cfg)
         return lambda u: polynomial(u, cfg.max_updates, warmup)
     if cfg.schedule == "tri_stage":
         return lambda u: tri_stage(u, cfg.max_updates, cfg.tri_stage, cfg.final_lr_scale)
