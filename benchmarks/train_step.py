@@ -174,7 +174,7 @@ def loss_fn(case: Case, impl: str, model: nn.Module, wave: Tensor, targets: Tens
         mask = _compute_mask_indices((wave.shape[0], frames), cfg.mask_time_prob, cfg.mask_time_length,
                                      min_masks=cfg.mask_time_min_masks)
         negs = _sample_negative_indices((wave.shape[0], frames), cfg.num_negatives, mask)
-        mask, negs = torch.from_numpy(mask), torch.from_numpy(negs).long()
+        mask, negs = torch.from_numpy(mask).to(wave.device), torch.from_numpy(negs).long().to(wave.device)
         helper_seconds.append(time.perf_counter() - t0)
         return model(wave, mask_time_indices=mask, sampled_negative_indices=negs).loss
     return pretrain_loss
@@ -182,16 +182,20 @@ def loss_fn(case: Case, impl: str, model: nn.Module, wave: Tensor, targets: Tens
 
 def update_fn(case: Case, impl: str, model: nn.Module, wave: Tensor, targets: Tensor,
               helper_seconds: list[float]) -> Callable[[], float]:
-    """One training update; gradients are released after the step, as the Trainer does."""
+    """One training update on the batch's device; gradients are released after the step, as the
+    Trainer does. fp16 (CUDA) scales the loss as the Trainer's GradScaler does."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, fused=True)
     loss_of = loss_fn(case, impl, model, wave, targets, helper_seconds)
     counter = itertools.count()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(case.dtype)
+    scaler = torch.amp.GradScaler(wave.device.type, enabled=case.dtype == "fp16")
 
     def update() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=case.dtype == "bf16"):
+        with torch.autocast(wave.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = loss_of(next(counter))
-        loss.float().backward()
-        opt.step()
+        scaler.scale(loss.float()).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if not np.isfinite(value):

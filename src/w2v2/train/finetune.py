@@ -153,7 +153,7 @@ def blank_warning(blank_share: float, empty_share: float, num_updates: int, warm
               "too few updates (the plateau lasts a few hundred updates)"]
     if frozen:
         causes.insert(1, f"the frozen-Transformer phase ({frozen} updates: the Transformer joins at the peak rate)")
-    return (f"dev output is all blank: {blank_share:.1%} of the frames, {empty_share:.0%} of the transcripts "
+    return (f"dev output is (almost) all blank: {blank_share:.1%} of the frames, {empty_share:.0%} of the transcripts "
             "empty; usual causes: " + "; ".join(causes))
 
 
