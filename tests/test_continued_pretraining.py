@@ -13,14 +13,12 @@ from safetensors.torch import load_file
 
 from hf_oracle import build, padded_batch
 from test_hf_parity import hf_pretrain_inputs
-from train_utils import write_corpus
+from train_utils import tiny_train_args, write_corpus
 from w2v2.cli import main
 from w2v2.train import pretrain
 from w2v2.train.pretrain import pretrain_defaults
 
-TRAIN = ["--max-updates", "4", "--precision", "fp32", "--num-workers", "0", "--max-tokens", "60000",
-         "--min-sample-size", "4000", "--max-sample-size", "16000", "--validate-every", "100", "--save-every", "100",
-         "--log-every", "1"]
+TRAIN = tiny_train_args(4)
 
 
 @pytest.fixture(scope="module")

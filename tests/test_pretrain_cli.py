@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train_utils import micro_config, write_corpus
+from train_utils import micro_config, tiny_train_args, write_corpus
 from w2v2.cli import main
 from w2v2.config import W2V2Config
 from w2v2.interop.model_dir import full_state_dict, save_model_dir
@@ -20,9 +20,7 @@ from w2v2.train import pretrain
 from w2v2.train.distributed import DistInfo
 from w2v2.train.pretrain import pretrain_defaults, recipe_name
 
-SMALL = ["--max-updates", "2", "--precision", "fp32", "--num-workers", "0", "--max-tokens", "60000",
-         "--min-sample-size", "4000", "--max-sample-size", "16000", "--validate-every", "100", "--save-every", "100",
-         "--log-every", "1"]
+SMALL = tiny_train_args(2)
 
 
 @pytest.fixture(scope="module")

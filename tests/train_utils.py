@@ -56,3 +56,10 @@ def write_timit_tree(root: Path, texts: dict[str, str] | None = None) -> Path:
         entries.append(Entry(folder / "SA1.WAV", 16000, texts[speaker] if texts else None))
     write_manifest(root / "manifest.tsv", entries)
     return root / "manifest.tsv"
+
+
+def tiny_train_args(updates: int) -> list[str]:
+    """Training options of a few-update ``w2v2 pretrain`` run on write_corpus clips, in fp32."""
+    return ["--max-updates", str(updates), "--precision", "fp32", "--num-workers", "0", "--max-tokens", "60000",
+            "--min-sample-size", "4000", "--max-sample-size", "16000", "--validate-every", "100", "--save-every",
+            "100", "--log-every", "1"]
