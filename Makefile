@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup espeak-ng kenlm test demo clean
+.PHONY: setup espeak-ng chromium kenlm test demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ espeak-ng:
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; } \
 	  || echo "could not install espeak-ng with apt-get (the demo corpus needs it)" >&2; \
 	else echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng' (the demo corpus needs it)" >&2; fi; }
+
+# chromium (Debian package): the headless browser of the `w2v2 serve` page test (tests/test_serve_page.py)
+chromium:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || echo "could not install chromium with apt-get (the serve page test will be skipped)" >&2; \
+	else echo "chromium is missing: run 'sudo apt-get install chromium' (the serve page test needs it)" >&2; fi; }
 
 # Optional fairseq oracle (tests marked `fairseq`): fairseq-fixed built against the installed torch,
 # without build isolation or dependency resolution. Tried once per venv (rm $(VENV)/.fairseq to
@@ -48,7 +55,7 @@ $(VENV)/.kenlm: scripts/install_kenlm.sh | $(VENV)/.installed
 
 kenlm: $(VENV)/.kenlm
 
-test: setup espeak-ng $(VENV)/.fairseq $(VENV)/.kenlm
+test: setup espeak-ng chromium $(VENV)/.fairseq $(VENV)/.kenlm
 	$(BIN)/python -m pytest -q -ra
 
 demo: setup espeak-ng $(VENV)/.kenlm

@@ -3,91 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-from torch import Tensor
 from tqdm import tqdm
 
 from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
-from ..data.text import Vocabulary
-from ..interop.model_dir import atomic_write, load_ctc, load_model_dir
-from .beam import BeamSearchConfig, BeamSearchDecoder, SearchModel, ngram_search_model, transformer_search_model
-from .ctc import Hypothesis, greedy_decode, word_timings
+from ..interop.model_dir import atomic_write, load_ctc
+from .beam import BeamSearchConfig
+from .decoders import BEAM_FIELDS, DECODERS, RESCORE_NBEST, decoder_settings, make_decoder, rescorer, search_model
 from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
 from .metrics import ErrorCounts, chars_of, word_error_rate, words_of
-from .rescore import NBestRescorer, rescored_texts
-from .tune import beam_dev_wer, random_search, read_decoder_json, write_decoder_json, write_trials
-
-BEAM_FIELDS = [f.name for f in dataclasses.fields(BeamSearchConfig)]
-RESCORE_NBEST = 16
+from .rescore import rescored_texts
+from .transcriber import Transcriber
+from .tune import beam_dev_wer, random_search, write_decoder_json, write_trials
 
 
-def decoder_settings(args: argparse.Namespace) -> dict:
-    """Settings of the chosen decoder: command-line options over MODEL_DIR/decoder.json (written by
-    tune-decoder) over the defaults of :class:`BeamSearchConfig`."""
-    if args.decoder == "greedy":
-        return {"decoder": "greedy"}
-    if args.decoder == "rescore":
-        return rescore_settings(args)
-    saved = read_decoder_json(args.model_dir).get(args.decoder, {})
-    settings = {"decoder": args.decoder, "lm": saved.get("lm"), "lexicon": saved.get("lexicon"),
-                **BeamSearchConfig().to_dict(), **{k: saved[k] for k in BEAM_FIELDS if k in saved}}
-    for key in ["lm", "lexicon"] + BEAM_FIELDS:
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
-    return settings
+def overrides(args: argparse.Namespace) -> dict:
+    """The decoder options given on the command line (None where not given)."""
+    return {k: getattr(args, k, None) for k in ["lm", "lexicon", "nbest"] + BEAM_FIELDS}
 
 
-def rescore_settings(args: argparse.Namespace) -> dict:
-    """N-best rescoring: the Transformer LM (``--lm``) and its weights from decoder.json's
-    ``rescore`` section, re-ranking the n-best of the tuned n-gram search (its ``ngram`` section)."""
-    saved = {kind: {k: v for k, v in section.items() if k != "tuning"}
-             for kind, section in read_decoder_json(args.model_dir).items()}
-    first = saved.get("rescore", {}).get("first_pass") or saved.get("ngram")
-    if not first:
-        raise ValueError(f"{args.model_dir}: --decoder rescore re-ranks the n-gram beam search's n-best; run "
-                         "'w2v2 tune-decoder --decoder ngram' first (it stores that search in decoder.json)")
-    settings = {"decoder": "rescore", "lm": None, "nbest": RESCORE_NBEST, "lm_weight": 0.5, "word_score": 0.0,
-                **saved.get("rescore", {})}
-    for key in ("lm", "lm_weight", "word_score", "nbest"):
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
-    if not settings["lm"]:
-        raise ValueError("--decoder rescore needs --lm (a Transformer LM directory)")
-    settings["first_pass"] = {**first, "decoder": "ngram", "nbest": settings["nbest"]}
-    return settings
-
-
-def search_model(settings: dict, vocab: Vocabulary) -> SearchModel:
-    if settings["decoder"] == "ngram":
-        return ngram_search_model(vocab, settings["lm"], settings["lexicon"])
-    if not settings["lm"] or not settings["lexicon"]:
-        raise ValueError("--decoder transformer needs --lm (a Transformer LM directory) and --lexicon")
-    from .transformer_lm import load_transformer_lm
-
-    return transformer_search_model(vocab, load_transformer_lm(settings["lm"]), settings["lexicon"])
-
-
-def beam_decoder(settings: dict, vocab: Vocabulary) -> BeamSearchDecoder:
-    return BeamSearchDecoder(search_model(settings, vocab), BeamSearchConfig(**{k: settings[k] for k in BEAM_FIELDS}))
-
-
-def rescorer(settings: dict, vocab: Vocabulary) -> NBestRescorer:
-    from .transformer_lm import load_transformer_lm
-
-    return NBestRescorer(beam_decoder(settings["first_pass"], vocab), load_transformer_lm(settings["lm"]),
-                         settings["lm_weight"], settings["word_score"])
-
-
-def make_decoder(settings: dict, vocab: Vocabulary) -> Callable[[Tensor], Hypothesis]:
-    if settings["decoder"] == "greedy":
-        return lambda emissions: greedy_decode(emissions, vocab)
-    search = rescorer(settings, vocab) if settings["decoder"] == "rescore" else beam_decoder(settings, vocab)
-    return lambda emissions: search(emissions)[0]
+def settings_of(args: argparse.Namespace) -> dict:
+    return decoder_settings(args.model_dir, args.decoder, overrides(args))
 
 
 def inference_config(args: argparse.Namespace) -> InferenceConfig:
@@ -95,17 +34,12 @@ def inference_config(args: argparse.Namespace) -> InferenceConfig:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> None:
-    model, cfg, vocab = load_ctc(args.model_dir)
-    decode = make_decoder(decoder_settings(args), vocab)
-    frame_seconds = cfg.frame_stride / SAMPLE_RATE
-    with_emissions = lambda emissions: (decode(emissions), emissions)  # noqa: E731 - word confidences
-    results = transcribe_files(model, cfg, args.audio, with_emissions, inference_config(args))
-    for path, (hyp, emissions) in zip(args.audio, results):
+    transcriber = Transcriber.from_model_dir(args.model_dir, args.decoder, overrides(args), inference_config(args))
+    for path, transcript in zip(args.audio, transcriber.transcribe_files(args.audio)):
         if args.json:
-            words = [dataclasses.asdict(w) for w in word_timings(hyp.spans, vocab, frame_seconds, emissions)]
-            print(json.dumps({"path": path, "text": hyp.text, "words": words}, ensure_ascii=False), flush=True)
+            print(json.dumps({"path": path, **transcript.to_dict()}, ensure_ascii=False), flush=True)
         else:
-            print(f"{path}\t{hyp.text}", flush=True)
+            print(f"{path}\t{transcript.text}", flush=True)
 
 
 def plot_utterance_errors(durations: list[float], wers: list[float], path: Path) -> None:
@@ -131,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if missing:
         raise ValueError(f"{args.manifest}: no 'text' column (transcripts are needed to score), e.g. {missing[0]}")
     model, cfg, vocab = load_ctc(args.model_dir)
-    settings = decoder_settings(args)
+    settings = settings_of(args)
     decode = make_decoder(settings, vocab)
     timing = Timing()
     word_counts, char_counts = ErrorCounts(), ErrorCounts()
@@ -168,7 +102,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if not entries or any(e.text is None for e in entries):
         raise ValueError(f"{args.dev}: need a non-empty manifest with a 'text' column")
     model, cfg, vocab = load_ctc(args.model_dir)
-    settings = decoder_settings(args)
+    settings = settings_of(args)
     for key in ("lm", "lexicon"):
         if settings.get(key):
             settings[key] = str(Path(settings[key]).resolve())
@@ -198,7 +132,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy") -> None:
-    p.add_argument("--decoder", choices=["greedy", "ngram", "transformer", "rescore"], default=default,
+    p.add_argument("--decoder", choices=DECODERS, default=default,
                    help="greedy: best path, no LM; ngram: KenLM beam search; transformer: Transformer LM beam "
                         "search; rescore: the tuned n-gram search's n-best re-ranked by the Transformer LM "
                         "(default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)")
