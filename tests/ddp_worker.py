@@ -23,7 +23,7 @@ from torch import nn
 from w2v2.data.manifest import read_manifest
 from w2v2.train import loop
 from w2v2.train.config import TrainConfig
-from w2v2.train.loop import StepResult, Trainer
+from w2v2.train.loop import StepResult, Trainer, one_group
 
 
 class MeanTask:
@@ -36,6 +36,7 @@ class MeanTask:
     def validate(self, model, device, autocast): return {"loss": 0.0}
     def on_update(self, model, n): pass
     def frozen(self, model, n): return []
+    def lr_groups(self, model): return one_group(model)
     def export(self, model, out): pass
     def check(self, row, n): return None
     def summarize(self, s): return {}

@@ -3,13 +3,18 @@ baseline), frozen by default (the paper), and the warning for the CTC blank plat
 
 import json
 
+import pytest
 import torch
-
 from train_utils import micro_config, write_corpus
 from w2v2.cli import main
+from w2v2.data.manifest import read_manifest
+from w2v2.data.text import Vocabulary
 from w2v2.interop.model_dir import load_model_dir, save_model_dir
-from w2v2.model import build_pretraining_model
-from w2v2.train.finetune import blank_warning
+from w2v2.model import build_model, build_pretraining_model
+from w2v2.model.ctc import Wav2Vec2ForCTC
+from w2v2.train.config import TrainConfig
+from w2v2.train.finetune import FinetuneTask, blank_warning
+from w2v2.train.loop import Trainer
 
 
 def test_blank_warning_by_hand():
@@ -41,3 +46,28 @@ def test_feature_encoder_trains_only_when_asked(tmp_path):
     log = [json.loads(line) for line in (tmp_path / "trained" / "log.jsonl").read_text().splitlines()]
     valid = [r for r in log if r["kind"] == "valid"]
     assert valid and 0.0 <= valid[-1]["blank"] <= 1.0  # blank share of dev frames is logged
+
+
+def test_head_rate_and_encoder_ramp_after_the_frozen_phase(tmp_path):
+    """lr_groups + the Trainer's schedule: the output layer runs at head_lr_scale x the schedule;
+    the encoder gets 0 while frozen, then ramps linearly over unfreeze_warmup_updates (hand values
+    on a constant schedule: tri-stage with no warm-up and no decay)."""
+    cfg = micro_config(vocab_size=5)
+    model = Wav2Vec2ForCTC(cfg, build_model(cfg))
+    vocab = Vocabulary(["<pad>", "<unk>", "|", "A", "B"])
+    task = FinetuneTask(cfg, vocab, [], freeze_updates=10, unknown="map", head_lr_scale=20.0,
+                        unfreeze_warmup_updates=4)
+    tcfg = TrainConfig(lr=1e-3, schedule="tri_stage", tri_stage=(0.0, 1.0, 0.0), max_updates=100,
+                       min_sample_size=0, device="cpu")
+    entries = read_manifest(write_corpus(tmp_path / "c", n=2))
+    trainer = Trainer(task, model, entries, tcfg, tmp_path / "run", cfg.to_dict())
+    rates = []
+    for _ in range(16):
+        rates.append([g["lr"] for g in trainer.optimizer.param_groups])
+        trainer.optimizer.step()  # no gradients: nothing moves, the schedule advances
+        trainer.scheduler.step()
+    encoder, head = zip(*rates)
+    assert head == pytest.approx([2e-2] * 16)
+    assert encoder == pytest.approx([0.0] * 10 + [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    grouped = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert grouped == {id(p) for p in model.parameters() if p.requires_grad}

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from train_utils import micro_config, write_corpus
 from w2v2.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
-from w2v2.train.loop import StepResult, Trainer, TrainingStopped
+from w2v2.train.loop import StepResult, Trainer, TrainingStopped, one_group
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
@@ -127,6 +127,7 @@ class NaNTask:
 
     def on_update(self, model, n): pass
     def frozen(self, model, n): return []
+    def lr_groups(self, model): return one_group(model)
     def export(self, model, out): pass
     def check(self, row, n): return None
     def summarize(self, s): return {}

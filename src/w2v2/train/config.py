@@ -31,6 +31,8 @@ class TrainConfig:
     max_bad_updates: int = 20  # stop after this many non-finite updates in a row
     # fine-tuning
     freeze_encoder_updates: int = 0  # Transformer frozen, only the head trains (section 4.3)
+    head_lr_scale: float = 1.0  # the output layer's rate as a multiple of the schedule's
+    unfreeze_warmup_updates: int = 0  # the Transformer's rate ramps from 0 over these updates once it trains
     # bookkeeping
     seed: int = 1
     log_every: int = 10

@@ -26,7 +26,7 @@ from ..model import Wav2Vec2ForCTC, build_model, preset
 from ..model.feature_encoder import num_frames
 from .config import TrainConfig
 from .feature_cache import FeatureCache
-from .loop import StepResult, Trainer
+from .loop import LrGroup, StepResult, Trainer
 from .options import add_train_options, train_config_from_args
 from .schedule import warmup_updates
 from .pretrain import override_config
@@ -91,8 +91,9 @@ class FinetuneTask:
 
     def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
                  unknown: str, metric: str = "wer", feature_cache: FeatureCache | None = None,
-                 warmup_updates: int = 0) -> None:
+                 warmup_updates: int = 0, head_lr_scale: float = 1.0, unfreeze_warmup_updates: int = 0) -> None:
         self.warmup_updates, self.num_updates = warmup_updates, 0
+        self.head_lr_scale, self.unfreeze_warmup_updates = head_lr_scale, unfreeze_warmup_updates
         self.metric = metric  # model selection: dev WER (the paper), or CER when WER says little
         self.feature_cache = feature_cache
         self.cfg, self.vocab, self.valid, self.freeze_updates, self.unknown = cfg, vocab, valid, freeze_updates, unknown
@@ -136,6 +137,18 @@ class FinetuneTask:
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return list(model.wav2vec2.parameters()) if num_updates < self.freeze_updates else []
+
+    def lr_groups(self, model: nn.Module) -> list[LrGroup]:
+        """The encoder and the output layer. The encoder's rate ramps linearly from 0 over
+        ``unfreeze_warmup_updates`` once it trains: Adam's first steps on empty moments move every
+        weight by about the rate at once, which knocked a pre-trained Transformer joining at the
+        peak rate back to all-blank output (section 4.3's frozen phase, then the whole model). The
+        output layer's rate is ``head_lr_scale`` times the schedule's."""
+        start, ramp = self.freeze_updates, self.unfreeze_warmup_updates
+        encoder = LrGroup([p for p in model.wav2vec2.parameters() if p.requires_grad],
+                          lambda u: 1.0 if ramp <= 0 else min(1.0, max(0.0, (u - start + 1) / ramp)))
+        scale = self.head_lr_scale
+        return [encoder, LrGroup(list(model.lm_head.parameters()), lambda u: scale)]
 
     def export(self, model: nn.Module, out: Path) -> None:
         save_model_dir(model, self.cfg, out, self.vocab.to_dict())
@@ -190,7 +203,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     if args.feature_cache_mb > 0 and no_crops and cfg.feature_grad_mult == 0:
         cache = FeatureCache(args.feature_cache_mb * 2**20)
     task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache,
-                        warmup_updates(tcfg))
+                        warmup_updates(tcfg), tcfg.head_lr_scale, tcfg.unfreeze_warmup_updates)
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:

@@ -6,6 +6,7 @@ import argparse
 import ast
 import dataclasses
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,13 @@ import torch
 from torch import nn
 
 from ..config import W2V2Config
-from ..data.dataset import Batch, make_loader
+from ..data.dataset import AudioDataset, Batch
 from ..data.heldout import split_heldout
 from ..data.manifest import Entry, read_manifest
 from ..interop.model_dir import load_state, read_model_dir, save_model_dir, state_kind
 from ..model import PRESETS, build_pretraining_model, preset
 from .config import TrainConfig
-from .loop import StepResult, Trainer
+from .loop import LrGroup, StepResult, Trainer, one_group
 from .options import add_train_options, train_config_from_args
 
 
@@ -77,11 +78,11 @@ class PretrainTask:
     bar_keys = ("loss", "acc", "code_ppl", "prob_ppl", "temp", "lr", "gnorm")
     crop_to_shortest = True
 
-    def __init__(self, cfg: W2V2Config, valid: list[Entry], max_tokens: int, max_sample_size: int, seed: int) -> None:
+    def __init__(self, cfg: W2V2Config, valid: list[Entry], max_sample_size: int, seed: int) -> None:
         self.cfg = cfg
         self.normalize = cfg.normalize
         self.find_unused_parameters = cfg.encoder_layerdrop > 0 or cfg.quantize_input
-        self.valid, self.max_tokens, self.max_sample_size, self.seed = valid, max_tokens, max_sample_size, seed
+        self.valid, self.max_sample_size, self.seed = valid, max_sample_size, seed
         self.flat_steps = 0
 
     def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult:
@@ -101,21 +102,29 @@ class PretrainTask:
                 "temp": s.get("temp", 0.0) / n}
 
     def validate(self, model: nn.Module, device: torch.device, autocast) -> dict[str, float]:
-        """Loss, accuracy and perplexities on held-out audio with fixed masks and negatives."""
+        """Loss, accuracy and perplexities on held-out audio with fixed masks and negatives.
+
+        Each held-out clip is its own batch, cropped only to ``max_sample_size``, with crop, masks and
+        distractors seeded by the clip's id: a clip's figures depend neither on the training batch
+        size nor on the other held-out clips (batched validation would crop every clip to the
+        shortest of its batch, section 4.2, and which clips share a batch follows ``max_tokens``)."""
         sums: dict[str, float] = {}
-        loader = make_loader(self.valid, self.max_tokens, self.max_sample_size, self.seed, 0, self.normalize,
-                             True, shuffle=False, num_workers=0)
-        for i, batch in enumerate(loader):
-            torch.manual_seed(i)
+        keys = [zlib.crc32(e.id.encode("utf-8")) for e in self.valid]
+        clips = AudioDataset(self.valid, [[i] for i in range(len(self.valid))], self.max_sample_size, self.seed, 0,
+                             self.normalize, True, batch_ids=keys)
+        for i, key in enumerate(keys):
+            batch = clips[i]
+            torch.manual_seed(key)
             with autocast():
                 res = self.step(model, Batch(batch.waveform.to(device), batch.lengths, batch.texts, batch.ids),
-                                np.random.default_rng([self.seed, i]), 0)
+                                np.random.default_rng([self.seed, key]), 0)
             for k, v in res.logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             sums["loss_sum"] = sums.get("loss_sum", 0.0) + float(res.loss_sum)
             sums["sample_size"] = sums.get("sample_size", 0.0) + res.sample_size
         out = self.summarize(sums)
         out["loss"] = sums.get("loss_sum", 0.0) / max(sums.get("sample_size", 1.0), 1.0)
+        out["masked_frames"] = sums.get("sample_size", 0.0)
         return out
 
     def on_update(self, model: nn.Module, num_updates: int) -> None:
@@ -123,6 +132,9 @@ class PretrainTask:
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return []
+
+    def lr_groups(self, model: nn.Module) -> list[LrGroup]:
+        return one_group(model)
 
     def export(self, model: nn.Module, out: Path) -> None:
         save_model_dir(model, self.cfg, out)
@@ -193,7 +205,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed)
-    task = PretrainTask(cfg, valid, tcfg.max_tokens, tcfg.max_sample_size, tcfg.seed)
+    task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed)
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
