@@ -47,6 +47,32 @@ def test_information_extremes():
     assert indep.mutual_information() == pytest.approx(0.0, abs=1e-12) and indep.purity() == 0.25
 
 
+def test_top_codes_merges_the_rest_by_hand():
+    co = Cooccurrence.count(np.array([5, 5, 5, 7, 7, 9, 3]), ["a", "a", "b", "b", "b", "c", "a"])
+    top = co.top_codes(2)  # codes 5 (3 frames) and 7 (2), then 9 and 3 merged into -1
+    assert top.codes.tolist() == [5, 7, -1] and top.phones == co.phones == ["a", "b", "c"]
+    assert top.counts.tolist() == [[2, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert top.counts.sum() == 7 and co.top_codes(4) is co
+    # merging can only lose information (data processing inequality)
+    assert top.mutual_information() <= co.mutual_information() + 1e-12
+
+
+def test_chance_information_removes_the_small_sample_bias():
+    """Independent codes and phones: the empirical MI is far above 0 with 300 codes over 3,000
+    frames (bias about (K-1)(P-1) / (2 N ln 2) = 0.93 bits), MI above chance is about 0. Codes
+    that determine the phone keep about H(phone) above chance."""
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 300, 3000)
+    phones = [f"p{i}" for i in rng.integers(0, 10, 3000)]
+    co = Cooccurrence.count(codes, phones)
+    assert co.mutual_information() > 0.5
+    assert abs(co.mutual_information() - co.chance_information()) < 0.05
+    tied = Cooccurrence.count(codes, [f"p{c % 10}" for c in codes])
+    above = tied.mutual_information() - tied.chance_information()
+    assert above == pytest.approx(tied.phone_entropy() - tied.chance_information(), abs=1e-9)
+    assert above > 0.6 * tied.phone_entropy()
+
+
 def test_usage_perplexity_and_joint_codes():
     assert usage_perplexity(np.arange(4)) == pytest.approx(4.0)
     assert usage_perplexity(np.array([5, 5, 5, 2])) == pytest.approx(math.exp(-(0.75 * math.log(0.75)

@@ -97,6 +97,28 @@ class Cooccurrence:
     def phone_entropy(self) -> float:
         return entropy(self.counts.sum(0))
 
+    def top_codes(self, k: int) -> Cooccurrence:
+        """The ``k`` most frequent codes kept, every other code merged into one (code -1): every
+        frame stays, and two models compare at the same number of codes (k + 1)."""
+        if len(self.codes) <= k:
+            return self
+        rest = self.counts[k:].sum(0, keepdims=True)
+        return Cooccurrence(np.append(self.codes[:k], -1), self.phones, np.concatenate([self.counts[:k], rest]))
+
+    def chance_information(self, permutations: int = 5, seed: int = 0) -> float:
+        """I(code; phone) expected by chance: the mean over random pairings of the same codes with
+        the same phones (phones shuffled across frames). The empirical MI of independent labels is
+        positive and grows with the number of codes; MI minus this is what the codes know."""
+        codes = np.repeat(np.arange(len(self.codes)), self.counts.sum(1))
+        phones = np.concatenate([np.repeat(np.arange(len(self.phones)), row) for row in self.counts])
+        rng = np.random.default_rng(seed)
+        total = 0.0
+        for _ in range(permutations):
+            counts = np.zeros_like(self.counts)
+            np.add.at(counts, (codes, rng.permutation(phones)), 1)
+            total += Cooccurrence(self.codes, self.phones, counts).mutual_information()
+        return total / permutations
+
 
 def entropy(counts: np.ndarray) -> float:
     """Entropy in bits of the distribution proportional to ``counts``."""
@@ -112,9 +134,10 @@ def usage_perplexity(codes: np.ndarray) -> float:
 
 
 def codebook_summary(codes: np.ndarray, num_vars: int, labelled: np.ndarray,
-                     phones: Sequence[str]) -> dict[str, object]:
+                     phones: Sequence[str], equal_codes: int) -> dict[str, object]:
     """Usage and phone statistics of (N, G) codes; ``labelled`` (N,) marks frames with a phone
-    and ``phones`` holds those frames' phones in order."""
+    and ``phones`` holds those frames' phones in order. ``equal_codes``: the number of most
+    frequent codes kept (the rest merged) for the statistics at equal code usage."""
     groups = codes.shape[1]
     joint = joint_codes(codes, num_vars)
     co = Cooccurrence.count(joint[labelled], phones)
@@ -134,6 +157,11 @@ def codebook_summary(codes: np.ndarray, num_vars: int, labelled: np.ndarray,
     out["H(phone) bits"] = co.phone_entropy()
     out["I(code; phone) bits"] = co.mutual_information()
     out["PNMI = I / H(phone)"] = co.mutual_information() / max(co.phone_entropy(), 1e-12)
+    out["I above chance bits"] = co.mutual_information() - co.chance_information()
+    top = co.top_codes(equal_codes)
+    out[f"I(code; phone), {equal_codes} most frequent codes + rest, bits"] = top.mutual_information()
+    out[f"I above chance, {equal_codes} codes + rest, bits"] = top.mutual_information() - top.chance_information()
+    out[f"phone purity, {equal_codes} codes + rest"] = top.purity()
     return out
 
 
@@ -214,7 +242,8 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     phone_seq = [lab for lab in labels if lab is not None]
     groups, v = cfg.latent_groups, cfg.latent_vars
     all_codes = {name: np.concatenate(c) for name, c in codes.items()}
-    summaries = {name: codebook_summary(c, v, labelled, phone_seq) for name, c in all_codes.items()}
+    equal = min(min(len(np.unique(joint_codes(c[labelled], v))) for c in all_codes.values()), top)
+    summaries = {name: codebook_summary(c, v, labelled, phone_seq, equal) for name, c in all_codes.items()}
     cooc = {name: Cooccurrence.count(joint_codes(c[labelled], v), phone_seq) for name, c in all_codes.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,8 +260,11 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
               "## Summary\n", markdown_table(["statistic"] + names,
                                             [[k] + [summaries[n][k] for n in names] for k in summaries[names[0]]],
                                             "l" + "r" * len(names)),
-              "\nPurity and mutual information grow with the number of distinct codes on a finite sample; "
-              "compare the two models on the same frames, as here.\n",
+              "\nPurity and mutual information grow with the number of distinct codes on a finite sample. "
+              "Hence the same statistics at equal code usage: each model's most frequent codes (as many as "
+              "the model that uses fewer has, at most `--top`) with the rest merged into one code, and the "
+              "mutual information above chance (minus its mean over 5 random pairings of the same codes "
+              "with the same phones).\n",
               "\n![P(phone | code)](codebook_heatmap.png)\n"]
     for name in names:
         report += [f"\n## Most frequent codes: {name}\n", top_codes_table(cooc[name], v, groups, 20)]

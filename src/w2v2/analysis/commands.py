@@ -38,8 +38,11 @@ def cmd_codebook(args: argparse.Namespace) -> None:
     summaries = analyze_codebook(args.model_dir, args.manifest, args.phones, args.out_dir, top=args.top,
                                  seed=args.seed, max_utts=args.max_utts)
     for name, s in summaries.items():
+        equal = next(k for k in s if k.startswith("I above chance,"))
         print(f"{name}: phone purity {s['phone purity (joint)']:.3f}, I(code; phone) "
-              f"{s['I(code; phone) bits']:.3f} bits, joint perplexity {s['joint perplexity']:.1f}")
+              f"{s['I(code; phone) bits']:.3f} bits ({s['I above chance bits']:.3f} above chance; "
+              f"{equal.removeprefix('I above chance, ').removesuffix(', bits')}: {s[equal]:.3f}), "
+              f"joint perplexity {s['joint perplexity']:.1f}")
     print(f"wrote {args.out_dir}/codebook.md, codebook_heatmap.png, codes.tsv, cooccurrence.tsv")
 
 
