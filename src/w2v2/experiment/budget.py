@@ -54,11 +54,62 @@ class Budget:
 
 SCALES = {
     # a few minutes: checks that every stage runs and the report is complete
-    "ci": Budget("tiny", 10, 1.0, 5e-4, 2 * 64000, 10, 0.5, 1e-3, 160_000, 0.3, 5, 0.1, 3, 10, 1, 5, 4),
+    "ci": Budget(
+        preset="tiny",
+        pretrain_updates=10,
+        pretrain_minutes=1.0,
+        pretrain_lr=5e-4,
+        pretrain_max_tokens=2 * 64000,
+        finetune_updates=10,
+        finetune_minutes=0.5,
+        finetune_lr=1e-3,
+        finetune_max_tokens=160_000,
+        finetune_mask_prob=0.3,
+        validate_every=5,
+        freeze_fraction=0.1,
+        lm_order=3,
+        lm_steps=10,
+        tune_trials=1,
+        beam_size=5,
+        transformer_beam=4),
     # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
-    "demo": Budget("tiny", 400, 5.0, 5e-4, 8 * 64000, 600, 2.2, 1e-3, 320_000, 0.0, 100, 0.0, 4, 300, 8, 50, 8),
+    "demo": Budget(
+        preset="tiny",
+        pretrain_updates=400,
+        pretrain_minutes=5.0,
+        pretrain_lr=5e-4,
+        pretrain_max_tokens=8 * 64000,
+        finetune_updates=600,
+        finetune_minutes=2.2,
+        finetune_lr=1e-3,
+        finetune_max_tokens=320_000,
+        finetune_mask_prob=0.0,
+        validate_every=100,
+        freeze_fraction=0.0,
+        lm_order=4,
+        lm_steps=300,
+        tune_trials=8,
+        beam_size=50,
+        transformer_beam=8),
     # the ablations on real speech: each variant pre-trains 5 and fine-tunes 2.5 minutes (about 8 min)
-    "short": Budget("tiny", 350, 5.0, 5e-4, 8 * 64000, 600, 2.5, 1e-3, 320_000, 0.0, 100, 0.0, 4, 300, 8, 50, 8),
+    "short": Budget(
+        preset="tiny",
+        pretrain_updates=350,
+        pretrain_minutes=5.0,
+        pretrain_lr=5e-4,
+        pretrain_max_tokens=8 * 64000,
+        finetune_updates=600,
+        finetune_minutes=2.5,
+        finetune_lr=1e-3,
+        finetune_max_tokens=320_000,
+        finetune_mask_prob=0.0,
+        validate_every=100,
+        freeze_fraction=0.0,
+        lm_order=4,
+        lm_steps=300,
+        tune_trials=8,
+        beam_size=50,
+        transformer_beam=8),
     # real speech on 2 CPU cores in about an hour. Fine-tuning: lr 2e-3 drove these tiny CTC
     # models to a constant output (all blank) within 300 updates; 1e-3 and 5e-4 leave the blank
     # plateau after 200-300. No masks: at ~2,000 updates they only slow the start, and the best
@@ -69,5 +120,22 @@ SCALES = {
     # Update caps sized to what the minutes allow since the FFT positional conv, the matmul
     # contrastive logits and the feature cache (about 0.5 s per pre-training update, 0.2 s per
     # fine-tuning update here): the schedules then run to their end.
-    "real": Budget("tiny", 2600, 24.0, 5e-4, 8 * 64000, 2400, 8.0, 1e-3, 320_000, 0.0, 200, 0.0, 4, 1500, 12, 100, 8),
+    "real": Budget(
+        preset="tiny",
+        pretrain_updates=2600,
+        pretrain_minutes=24.0,
+        pretrain_lr=5e-4,
+        pretrain_max_tokens=8 * 64000,
+        finetune_updates=2400,
+        finetune_minutes=8.0,
+        finetune_lr=1e-3,
+        finetune_max_tokens=320_000,
+        finetune_mask_prob=0.0,
+        validate_every=200,
+        freeze_fraction=0.0,
+        lm_order=4,
+        lm_steps=1500,
+        tune_trials=12,
+        beam_size=100,
+        transformer_beam=8),
 }
