@@ -13,12 +13,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .decode import lm_commands
     from .experiment import commands as experiment_commands
     from .interop import commands as interop_commands
+    from .serve import commands as serve_commands
     from .train import commands as train_commands
 
     parser = argparse.ArgumentParser(prog="w2v2", description="wav2vec 2.0 end to end")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in (data_commands.register, decode_commands.register, interop_commands.register, train_commands.register, analysis_commands.register,
-                     experiment_commands.register, lm_commands.register):
+                     experiment_commands.register, lm_commands.register, serve_commands.register):
         register(sub)
     return parser
 

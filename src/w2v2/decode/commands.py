@@ -10,13 +10,13 @@ from tqdm import tqdm
 
 from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
-from ..interop.model_dir import atomic_write, load_ctc
+from ..interop.model_dir import atomic_write
 from .beam import BeamSearchConfig
 from .decoders import BEAM_FIELDS, DECODERS, RESCORE_NBEST, decoder_settings, make_decoder, rescorer, search_model
 from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
 from .metrics import ErrorCounts, chars_of, word_error_rate, words_of
 from .rescore import rescored_texts
-from .transcriber import Transcriber
+from .transcriber import BACKENDS, Transcriber, load_acoustic_model
 from .tune import beam_dev_wer, random_search, write_decoder_json, write_trials
 
 
@@ -34,7 +34,8 @@ def inference_config(args: argparse.Namespace) -> InferenceConfig:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> None:
-    transcriber = Transcriber.from_model_dir(args.model_dir, args.decoder, overrides(args), inference_config(args))
+    transcriber = Transcriber.from_model_dir(args.model_dir, args.decoder, overrides(args), inference_config(args),
+                                             args.backend, args.onnx)
     for path, transcript in zip(args.audio, transcriber.transcribe_files(args.audio)):
         if args.json:
             print(json.dumps({"path": path, **transcript.to_dict()}, ensure_ascii=False), flush=True)
@@ -64,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     missing = [str(e.path) for e in entries if e.text is None]
     if missing:
         raise ValueError(f"{args.manifest}: no 'text' column (transcripts are needed to score), e.g. {missing[0]}")
-    model, cfg, vocab = load_ctc(args.model_dir)
+    model, cfg, vocab = load_acoustic_model(args.model_dir, args.backend, args.onnx)
     settings = settings_of(args)
     decode = make_decoder(settings, vocab)
     timing = Timing()
@@ -87,7 +88,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                "n_words": word_counts.ref_len, "n_chars": char_counts.ref_len,
                "word_errors": word_counts.errors, "char_errors": char_counts.errors,
                "model_dir": str(args.model_dir), "manifest": str(args.manifest),
-               "decoder": settings, "inference": inference_config(args).to_dict(), **timing.summary()}
+               "decoder": settings, "inference": inference_config(args).to_dict(), "backend": args.backend,
+               **timing.summary()}
     atomic_write(out / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
     plot_utterance_errors(durations, utt_wers, out / "utterance_wer.png")
     print(f"{args.manifest}: WER {100 * metrics['wer']:.2f}%  CER {100 * metrics['cer']:.2f}%  "
@@ -101,7 +103,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     entries = read_manifest(args.dev)
     if not entries or any(e.text is None for e in entries):
         raise ValueError(f"{args.dev}: need a non-empty manifest with a 'text' column")
-    model, cfg, vocab = load_ctc(args.model_dir)
+    model, cfg, vocab = load_acoustic_model(args.model_dir, args.backend, args.onnx)
     settings = settings_of(args)
     for key in ("lm", "lexicon"):
         if settings.get(key):
@@ -155,12 +157,22 @@ def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy") -> Non
     i.add_argument("--batch-seconds", type=float, default=d.batch_seconds, help="padded audio per forward pass")
 
 
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="what runs the acoustic model: torch (default) or onnx (ONNX Runtime, CPU; same decoders)")
+    p.add_argument("--onnx", metavar="PATH",
+                   help="--backend onnx: the graph of `w2v2 export --to onnx` (config and vocabulary from its "
+                        "metadata); default MODEL_DIR/model.onnx, exported first when missing or older than "
+                        "the model's weights")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transcribe", help="audio files -> text (one 'path<TAB>text' line per file, or --json)")
     p.add_argument("model_dir")
     p.add_argument("audio", nargs="+")
     p.add_argument("--json", action="store_true", help="JSON lines with word start/end times (seconds)")
     add_decoder_args(p)
+    add_backend_args(p)
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("evaluate", help="WER / CER of a model on a manifest with transcripts")
@@ -168,6 +180,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest")
     p.add_argument("--out", required=True, help="folder for hyps.tsv, metrics.json and utterance_wer.png")
     add_decoder_args(p)
+    add_backend_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("tune-decoder", help="random search of LM weight and word score on a dev set "
@@ -177,5 +190,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=20, help="random draws (the default setting is tried too)")
     p.add_argument("--seed", type=int, default=0)
     add_decoder_args(p, default="ngram")
+    add_backend_args(p)
     p.set_defaults(func=cmd_tune)
 

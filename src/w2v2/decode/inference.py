@@ -2,10 +2,14 @@
 
 Batching: pieces of audio are sorted by length and packed into batches of at most
 ``batch_seconds`` of padded audio, so that padding stays small; the model receives the valid
-lengths (key padding mask). For BASE-layout models (GroupNorm in the first conv block) the
-feature encoder runs on each piece's valid samples (``FeatureEncoder.forward``), so that padding
-never enters that norm's statistics: a file's output does not depend on what else is in its batch
+lengths (key padding mask). For BASE-layout models (GroupNorm in the first conv block) that norm
+takes its statistics over each piece's valid frames only (``feature_encoder.masked_group_norm``),
+so that padding never enters them: a file's output does not depend on what else is in its batch
 (fairseq's and transformers' batched inference let it in; torchaudio issue 2242).
+
+The acoustic model is anything called as ``model(waveform, lengths)`` that returns an object with
+``.logits`` (``AcousticModel``): a ``Wav2Vec2ForCTC``, or the ONNX Runtime session of
+``interop.onnx.OnnxAcousticModel``.
 
 Chunking: a file longer than ``chunk_seconds`` is cut into windows of ``chunk_seconds`` that each
 carry ``context_seconds`` of extra audio on both sides. Each window's frames inside its central
@@ -23,11 +27,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from ..config import W2V2Config
@@ -35,6 +39,22 @@ from ..data.audio import SAMPLE_RATE, load_audio, normalize
 from ..model.feature_encoder import num_frames
 
 T = TypeVar("T")  # what the decoder makes of the emissions
+
+
+class AcousticModel(Protocol):
+    """A CTC acoustic model in inference: (B, samples) padded waveforms and (B,) valid samples ->
+    an output whose ``.logits`` are (B, frames, V)."""
+
+    def __call__(self, waveform: Tensor, lengths: Tensor) -> Any: ...
+
+
+def model_device(model: AcousticModel) -> torch.device:
+    """Where the model's inputs go: its ``device`` attribute when it has one (a model without torch
+    parameters, such as an ONNX Runtime session), else its parameters' device."""
+    device = getattr(model, "device", None)
+    if device is not None:
+        return torch.device(device)
+    return next(model.parameters()).device  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -98,13 +118,13 @@ def model_input(waveform: np.ndarray, cfg: W2V2Config, source: str) -> np.ndarra
 
 
 @torch.inference_mode()
-def compute_emissions(model: nn.Module, cfg: W2V2Config, waveforms: Sequence[np.ndarray],
+def compute_emissions(model: AcousticModel, cfg: W2V2Config, waveforms: Sequence[np.ndarray],
                       inf: InferenceConfig | None = None, progress: bool = True) -> list[Tensor]:
     """Frame log-probabilities ``(T_i, V)`` (float32, CPU) of every waveform (16 kHz, mono)."""
     inf = inf or InferenceConfig()
     waves = [model_input(w, cfg, f"input {i}") for i, w in enumerate(waveforms)]
     pieces = [p for i, w in enumerate(waves) for p in plan_pieces(i, len(w), cfg, inf)]
-    device = next(model.parameters()).device
+    device = model_device(model)
     kept: list[dict[int, Tensor]] = [{} for _ in waves]
     plan = batches(pieces, int(inf.batch_seconds * SAMPLE_RATE))
     for batch in tqdm(plan, desc="acoustic model", unit="batch", disable=not progress or len(plan) < 2):
@@ -136,7 +156,7 @@ class Timing:
                 "rtf_search": per(self.search)}
 
 
-def transcribe_files(model: nn.Module, cfg: W2V2Config, paths: Sequence[str | Path],
+def transcribe_files(model: AcousticModel, cfg: W2V2Config, paths: Sequence[str | Path],
                      decode: Callable[[Tensor], T], inf: InferenceConfig | None = None,
                      timing: Timing | None = None, files_per_block: int = 64) -> Iterator[T]:
     """``decode(emissions)`` (a :class:`Hypothesis` or anything built from the emissions) of audio

@@ -1,6 +1,8 @@
 """A fine-tuned CTC model with its decoder: audio -> text with word times and confidences.
 
-The one implementation behind ``w2v2 transcribe`` (files) and ``w2v2 serve`` (uploads).
+The one implementation behind ``w2v2 transcribe`` (files) and ``w2v2 serve`` (uploads). The
+acoustic model runs on PyTorch (backend "torch") or on ONNX Runtime (backend "onnx", the graph of
+``w2v2 export --to onnx``); the decoders are the same.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..config import W2V2Config
 from ..data.audio import SAMPLE_RATE
@@ -19,7 +21,27 @@ from ..data.text import Vocabulary
 from ..interop.model_dir import load_ctc
 from .ctc import Hypothesis, WordTiming, word_timings
 from .decoders import decoder_settings, make_decoder
-from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
+from .inference import AcousticModel, InferenceConfig, Timing, compute_emissions, transcribe_files
+
+BACKENDS = ("torch", "onnx")
+
+
+def load_acoustic_model(model_dir: str | Path, backend: str = "torch",
+                        onnx_path: str | Path | None = None) -> tuple[AcousticModel, W2V2Config, Vocabulary]:
+    """The acoustic model of a fine-tuned CTC model directory, its config and vocabulary. Backend
+    "onnx": the ONNX file ``onnx_path``, config and vocabulary from its metadata; without a path,
+    ``MODEL_DIR/model.onnx``, exported first when missing or older than the weights
+    (``interop.onnx.cached_export``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "torch":
+        if onnx_path is not None:
+            raise ValueError(f"{onnx_path}: an ONNX file is run by the onnx backend, not torch")
+        return load_ctc(model_dir)
+    from ..interop.onnx import OnnxAcousticModel, cached_export
+
+    model = OnnxAcousticModel(onnx_path if onnx_path is not None else cached_export(model_dir))
+    return model, model.cfg, model.vocab
 
 
 @dataclass
@@ -32,7 +54,7 @@ class Transcript:
 
 
 class Transcriber:
-    def __init__(self, model: nn.Module, cfg: W2V2Config, vocab: Vocabulary, settings: dict,
+    def __init__(self, model: AcousticModel, cfg: W2V2Config, vocab: Vocabulary, settings: dict,
                  inference: InferenceConfig | None = None) -> None:
         self.model, self.cfg, self.vocab, self.settings = model, cfg, vocab, settings
         self.inference = inference or InferenceConfig()
@@ -40,8 +62,11 @@ class Transcriber:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path, decoder: str = "greedy", overrides: dict | None = None,
-                       inference: InferenceConfig | None = None) -> "Transcriber":
-        model, cfg, vocab = load_ctc(model_dir)
+                       inference: InferenceConfig | None = None, backend: str = "torch",
+                       onnx_path: str | Path | None = None) -> "Transcriber":
+        """Decoder settings from ``MODEL_DIR/decoder.json`` and ``overrides``; the acoustic model
+        as ``load_acoustic_model`` loads it for ``backend``."""
+        model, cfg, vocab = load_acoustic_model(model_dir, backend, onnx_path)
         return cls(model, cfg, vocab, decoder_settings(model_dir, decoder, overrides), inference)
 
     def transcript(self, emissions: Tensor, hyp: Hypothesis | None = None) -> Transcript:

@@ -31,6 +31,13 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.target == "onnx":
+        from .onnx import export_model_dir
+
+        export_model_dir(args.model_dir, args.out)
+        print(f"exported {args.model_dir} -> {args.out} (ONNX: waveform, lengths -> CTC logits, frame_lengths; "
+              "config and vocabulary in its metadata)")
+        return
     from .hf import export_hf
 
     model, cfg, vocab = load_model_dir(args.model_dir)
@@ -108,9 +115,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="export a w2v2 model directory")
-    p.add_argument("--to", dest="target", choices=["hf"], required=True)
+    p.add_argument("--to", dest="target", choices=["hf", "onnx"], required=True,
+                   help="hf: a transformers save_pretrained folder; onnx: one .onnx file of a fine-tuned CTC model "
+                        "(padded waveform batch and valid lengths -> logits and frame lengths, dynamic batch and "
+                        "length; the config and vocabulary in its metadata), for `transcribe --backend onnx`")
     p.add_argument("model_dir")
-    p.add_argument("out")
+    p.add_argument("out", help="hf: folder to write; onnx: file to write")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="architecture, parameter count and origin of a model directory")

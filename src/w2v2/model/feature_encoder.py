@@ -1,4 +1,13 @@
-"""Feature encoder f: X -> Z (paper section 2): a stack of temporal convolutions over raw audio."""
+"""Feature encoder f: X -> Z (paper section 2): a stack of temporal convolutions over raw audio.
+
+Padded batches: the valid output frames of an unpadded convolution read only valid input samples,
+so every block runs on the whole padded batch. The one norm that pools over time, the BASE
+layout's GroupNorm in the first block, takes its statistics over each utterance's valid frames
+only (``masked_group_norm``) when the valid lengths are given: padding never enters them, and an
+utterance's features do not depend on its batch (fairseq's and transformers' batched inference let
+it in; torchaudio issue 2242). Without lengths the batch is taken as unpadded and the plain
+GroupNorm runs. The masked form has no data-dependent control flow, so the encoder exports to ONNX.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pad_sequence
+
+from .masking import lengths_to_mask
 
 
 def conv_output_lengths(lengths: Tensor, kernel: int, stride: int) -> Tensor:
@@ -28,11 +38,29 @@ def num_frames(conv_layers: Sequence[tuple[int, int, int]], samples: int) -> int
     return int(stack_output_lengths(conv_layers, torch.tensor(samples)))
 
 
+def masked_group_norm(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """``norm`` (B, C, T) -> (B, C, T) with each utterance's statistics (biased variance, as GroupNorm)
+    taken over its first ``lengths`` frames only; frames past them are normalised with the same
+    statistics and are meaningless. Computed in float32, as GroupNorm is under autocast."""
+    b, c, t = x.shape
+    groups = norm.num_groups
+    xf = x.float().reshape(b, groups, c // groups, t)
+    mask = lengths_to_mask(lengths, t).to(xf.dtype).view(b, 1, 1, t)
+    count = (lengths.clamp(min=1) * (c // groups)).to(xf.dtype).view(b, 1, 1, 1)
+    mean = (xf * mask).sum(dim=(2, 3), keepdim=True) / count
+    centered = xf - mean
+    var = (centered.square() * mask).sum(dim=(2, 3), keepdim=True) / count
+    y = (centered * torch.rsqrt(var + norm.eps)).reshape(b, c, t)
+    if norm.affine:
+        y = y * norm.weight.float()[:, None] + norm.bias.float()[:, None]
+    return y.to(x.dtype)
+
+
 class ConvLayerBlock(nn.Module):
     """Conv1d -> optional norm -> GELU.
 
-    ``norm`` is a GroupNorm (applied on channels-first input) or a LayerNorm over channels
-    (applied channels-last), or None.
+    ``norm`` is a GroupNorm (applied on channels-first input, over the valid frames when the
+    lengths are given) or a LayerNorm over channels (applied channels-last), or None.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, bias: bool,
@@ -46,15 +74,17 @@ class ConvLayerBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
         x = self.conv(x)
+        if lengths is not None:
+            lengths = conv_output_lengths(lengths, self.kernel, self.stride)
         if isinstance(self.norm, nn.LayerNorm):
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        elif isinstance(self.norm, nn.GroupNorm):
+            x = self.norm(x) if lengths is None else masked_group_norm(x, lengths, self.norm)
         elif self.norm is not None:
             x = self.norm(x)
         # Without autograd (inference, frozen encoder) GELU runs in place: these are the largest
         # activations of the network (512 x 32k frames for 10 s), and a fresh output each costs page faults.
         x = F.gelu(x) if torch.is_grad_enabled() else torch.ops.aten.gelu_(x)
-        if lengths is not None:
-            lengths = conv_output_lengths(lengths, self.kernel, self.stride)
         return x, lengths
 
 
@@ -76,24 +106,12 @@ class FeatureEncoder(nn.Module):
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return stack_output_lengths(self.spec, lengths)
 
-    @property
-    def normalizes_over_time(self) -> bool:
-        """True for the BASE layout: the first block's GroupNorm takes its statistics over time."""
-        return any(isinstance(b.norm, nn.GroupNorm) for b in self.conv_layers)
-
     def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """(B, samples) -> (B, T', C) and the valid frames. A padded batch of the BASE layout is
-        encoded one utterance at a time on its valid samples: the GroupNorm would otherwise take
-        the padding into its statistics, and an utterance's features would depend on its batch."""
+        """(B, samples) -> (B, T', C) and the valid frames (``lengths``: valid samples, or None for an
+        unpadded batch). Frames past an utterance's valid ones hold meaningless values (module
+        docstring); the valid ones do not depend on the rest of the batch."""
         if waveform.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(waveform.shape)}")
-        if lengths is not None and self.normalizes_over_time and bool((lengths < waveform.shape[1]).any()):
-            frames = self.output_lengths(lengths)
-            feats = {i: self(waveform[i, :n].unsqueeze(0))[0][0]
-                     for i, (n, f) in enumerate(zip(lengths.tolist(), frames.tolist())) if f > 0}
-            if feats:  # an utterance shorter than the receptive field has no frame
-                empty = next(iter(feats.values()))[:0]
-                return pad_sequence([feats.get(i, empty) for i in range(len(frames))], batch_first=True), frames
         x = waveform.unsqueeze(1)
         for block in self.conv_layers:
             x, lengths = block(x, lengths)

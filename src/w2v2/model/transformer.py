@@ -45,13 +45,16 @@ class ConvPositionalEmbedding(nn.Module):
     def use_fft(self, x: Tensor, w: Tensor) -> bool:
         if self.method != "auto":
             return self.method == "fft"
+        if torch.compiler.is_exporting():  # a graph for every length (ONNX): the direct conv
+            return False
         backward = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
         return x.device.type == "cpu" and fft_is_faster(x.shape[0], x.shape[1], self.kernel, w.shape[1], backward,
                                                         torch.is_autocast_enabled("cpu"))
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, C) -> (B, T, C). On CPU the conv runs through the FFT where the cost model says
-        it is faster (``fft_conv``); ``method`` ("auto", "direct", "fft") overrides the choice."""
+        it is faster (``fft_conv``), except in an exported graph; ``method`` ("auto", "direct", "fft")
+        overrides the choice."""
         w = self.weight()
         if self.use_fft(x, w):
             return F.gelu(fft_grouped_conv(x, w, self.groups) + self.bias)

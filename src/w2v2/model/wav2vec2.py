@@ -87,8 +87,8 @@ class Wav2Vec2Model(nn.Module):
         else:  # frozen feature encoder (fine-tuning, section 4.3): no autograd graph at all
             with torch.no_grad():
                 z, frame_lengths = self.feature_extractor(waveform, lengths)
-        key_mask = None
-        if frame_lengths is not None and bool((frame_lengths < z.shape[1]).any()):
+        key_mask = None  # an exported graph (ONNX) serves padded batches: it always has the mask
+        if frame_lengths is not None and (torch.compiler.is_exporting() or bool((frame_lengths < z.shape[1]).any())):
             key_mask = lengths_to_mask(frame_lengths, z.shape[1])
         zf = z.float()
         if key_mask is None:

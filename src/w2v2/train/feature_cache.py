@@ -7,9 +7,11 @@ makes hundreds of epochs, and recomputing them was a quarter of a tiny fp32 upda
 remaining utterances are computed every time). Utterances are keyed by their manifest id
 (``Entry.id``, unique within the training manifest; a file stem is not: ``a/x.flac``, ``b/x.flac``).
 
-Each utterance is encoded on its own, unpadded, as inference does: with the group-norm encoder
-(BASE layout) a zero-padded batch lets the padding into the normalisation statistics, so the
-cached features are the exact per-utterance ones rather than those of whatever batch came first.
+Each utterance missing from the cache is encoded on its own, unpadded, so that what is kept is
+bit for bit the utterance's own features, whatever batch it first came in. Encoding the padded
+batch would agree only to float round-off: the feature encoder keeps padding out of the BASE
+layout's GroupNorm statistics (``feature_encoder.masked_group_norm``), but its sums then run over
+the padded length.
 """
 
 from __future__ import annotations
