@@ -13,7 +13,7 @@ from w2v2.interop.model_dir import load_model_dir, save_model_dir
 from w2v2.model import build_model, build_pretraining_model
 from w2v2.model.ctc import Wav2Vec2ForCTC
 from w2v2.train.config import TrainConfig
-from w2v2.train.finetune import FinetuneTask, blank_warning
+from w2v2.train.finetune import FinetuneTask, blank_warning, reinit_top_blocks
 from w2v2.train.loop import Trainer
 
 
@@ -71,3 +71,22 @@ def test_head_rate_and_encoder_ramp_after_the_frozen_phase(tmp_path):
     assert encoder == pytest.approx([0.0] * 10 + [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     grouped = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert grouped == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_reinit_top_blocks_gives_the_fresh_initialisation_back():
+    """The top block equals a fresh model's (same seed), the others keep the pre-trained weights."""
+    cfg = micro_config()
+    torch.manual_seed(5)
+    trained = build_model(cfg)
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    reinit_top_blocks(trained, cfg, 1, seed=3)
+    torch.manual_seed(3)
+    fresh = build_model(cfg)
+    top = len(trained.encoder.layers) - 1
+    for k, v in trained.state_dict().items():
+        expected = fresh.state_dict()[k] if k.startswith(f"encoder.layers.{top}.") else before[k]
+        assert torch.equal(v, expected), k
+    top_keys = [k for k in before if k.startswith(f"encoder.layers.{top}.")]
+    assert top_keys and any(not torch.equal(before[k], trained.state_dict()[k]) for k in top_keys)
+    with pytest.raises(ValueError, match="has 2 Transformer blocks"):
+        reinit_top_blocks(trained, cfg, 3, seed=3)

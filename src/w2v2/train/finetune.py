@@ -180,6 +180,20 @@ def initial_encoder(init: str, arch: str, seed: int) -> tuple[nn.Module, W2V2Con
     return getattr(model, "wav2vec2", model), cfg
 
 
+def reinit_top_blocks(encoder: nn.Module, cfg: W2V2Config, n: int, seed: int) -> None:
+    """Give the top ``n`` Transformer blocks of a pre-trained encoder their random initialisation
+    back (a fresh model's blocks, seeded by ``seed``): the last blocks of wav2vec 2.0 specialise in
+    the pre-training task and carry less phonetic information than the middle ones (Pasad et al.
+    2021, layer-wise analysis; re-initialising them helps low-resource fine-tuning)."""
+    layers = encoder.encoder.layers
+    if not 0 <= n <= len(layers):
+        raise ValueError(f"--reinit-blocks {n}: the encoder has {len(layers)} Transformer blocks")
+    torch.manual_seed(seed)
+    fresh = build_model(cfg).encoder.layers
+    for i in range(len(layers) - n, len(layers)):
+        layers[i].load_state_dict(fresh[i].state_dict())
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     out = Path(args.out)
     recipe = RECIPES[args.recipe]
@@ -187,6 +201,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     train = read_manifest(args.train)
     valid = read_manifest(args.valid)
     encoder, base_cfg = initial_encoder(args.init, args.arch, tcfg.seed)
+    if args.reinit_blocks:
+        if args.init == "none":
+            raise ValueError("--reinit-blocks re-initialises blocks of a pre-trained encoder: not with --init none")
+        reinit_top_blocks(encoder, base_cfg, args.reinit_blocks, tcfg.seed)
     vocab = Vocabulary.from_transcripts([e.text or "" for e in train], units=args.units)
     cfg = finetune_model_config(base_cfg, recipe, len(vocab))
     cfg = override_config(cfg, args.set or [])
@@ -224,6 +242,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unknown", default="error", choices=["error", "map", "drop"],
                    help="characters outside the vocabulary: refuse, map to <unk>, or drop (with a warning)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model config field")
+    p.add_argument("--reinit-blocks", type=int, default=0, metavar="N",
+                   help="re-initialise the top N Transformer blocks of the pre-trained encoder (default 0)")
     p.add_argument("--best-by", default="wer", choices=["wer", "cer"],
                    help="dev metric that selects the best checkpoint (CER for very small budgets, where the WER "
                         "stays at or above 100%% while the letters already improve)")
