@@ -129,7 +129,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([{"params": g.params} for g in groups], lr=cfg.lr, betas=cfg.betas,
                                            eps=cfg.eps, weight_decay=cfg.weight_decay,
                                            fused=self.device.type in ("cpu", "cuda"))
-        schedule = lr_multiplier(cfg)
+        self.schedule = schedule = lr_multiplier(cfg)  # the logged "lr" is the schedule's; groups scale it
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, [lambda u, f=g.factor: schedule(u) * f(u) for g in groups])
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
@@ -323,7 +323,7 @@ class Trainer:
         n = max(acc.get("sample_size", 1.0), 1.0)
         u = max(acc.get("updates", 1.0), 1.0)
         row = {"loss": acc.get("loss_sum", 0.0) / n, "gnorm": acc.get("gnorm_sum", 0.0) / u,
-               "lr": self.optimizer.param_groups[0]["lr"], "ups": u / max(seconds, 1e-9),
+               "lr": self.cfg.lr * self.schedule(self.num_updates), "ups": u / max(seconds, 1e-9),
                "audio_h_per_h": audio_seconds * self.dist.world_size / max(seconds, 1e-9),
                "stall": wait / max(seconds, 1e-9), "skipped": float(self.skipped)}
         row.update(self.task.summarize(acc))
