@@ -22,7 +22,9 @@ class Budget:
     finetune_max_tokens: int
     finetune_mask_prob: float  # time masks (fairseq-style prob.); channel masks at half of it
     validate_every: int
-    freeze_fraction: float  # of the fine-tuning updates, Transformer frozen (pre-trained models only)
+    freeze_updates: int  # Transformer frozen, only the output layer trains (pre-trained models only)
+    unfreeze_warmup: int  # then the Transformer's rate ramps from 0 over these updates
+    head_lr_scale: float  # the output layer's rate as a multiple of the schedule's (every model)
     lm_order: int
     lm_steps: int
     tune_trials: int
@@ -41,13 +43,14 @@ class Budget:
     def finetune_args(self, train: str, dev: str, out: Path, init: str, seed: int) -> list[str]:
         """``w2v2 finetune`` at this budget from a pre-trained model directory, or ``none`` (scratch);
         the Transformer is frozen for the first updates only when it was pre-trained."""
-        freeze = round(self.freeze_fraction * self.finetune_updates) if init != "none" else 0
+        freeze, ramp = (self.freeze_updates, self.unfreeze_warmup) if init != "none" else (0, 0)
         return ["finetune", "--train", train, "--valid", dev, "--out", str(out), "--recipe", "10min",
                 "--init", init, "--arch", self.preset,
                 "--max-updates", str(self.finetune_updates), "--max-minutes", str(self.finetune_minutes),
                 "--lr", str(self.finetune_lr), "--max-tokens", str(self.finetune_max_tokens),
                 "--validate-every", str(self.validate_every), "--save-every", str(self.validate_every),
-                "--freeze-encoder-updates", str(freeze), "--set", f"mask_prob={self.finetune_mask_prob}",
+                "--freeze-encoder-updates", str(freeze), "--unfreeze-warmup-updates", str(ramp),
+                "--head-lr-scale", str(self.head_lr_scale), "--set", f"mask_prob={self.finetune_mask_prob}",
                 "--set", f"mask_channel_prob={self.finetune_mask_prob / 2}",
                 "--best-by", "cer", "--unknown", "map", "--seed", str(seed)]
 
@@ -66,7 +69,9 @@ SCALES = {
         finetune_max_tokens=160_000,
         finetune_mask_prob=0.3,
         validate_every=5,
-        freeze_fraction=0.1,
+        freeze_updates=1,
+        unfreeze_warmup=2,
+        head_lr_scale=1.0,
         lm_order=3,
         lm_steps=10,
         tune_trials=1,
@@ -85,7 +90,9 @@ SCALES = {
         finetune_max_tokens=320_000,
         finetune_mask_prob=0.0,
         validate_every=100,
-        freeze_fraction=0.0,
+        freeze_updates=0,
+        unfreeze_warmup=0,
+        head_lr_scale=1.0,
         lm_order=4,
         lm_steps=300,
         tune_trials=8,
@@ -104,7 +111,9 @@ SCALES = {
         finetune_max_tokens=320_000,
         finetune_mask_prob=0.0,
         validate_every=100,
-        freeze_fraction=0.0,
+        freeze_updates=0,
+        unfreeze_warmup=0,
+        head_lr_scale=1.0,
         lm_order=4,
         lm_steps=300,
         tune_trials=8,
@@ -132,7 +141,9 @@ SCALES = {
         finetune_max_tokens=320_000,
         finetune_mask_prob=0.0,
         validate_every=200,
-        freeze_fraction=0.0,
+        freeze_updates=0,
+        unfreeze_warmup=0,
+        head_lr_scale=1.0,
         lm_order=4,
         lm_steps=1500,
         tune_trials=12,
