@@ -1,5 +1,9 @@
 """Validation accuracy against updates of the small-compute study's pre-training runs:
-``python scripts/small_compute_plot.py /tmp/study/runs docs/small_compute_curves.png``."""
+``python scripts/small_compute_plot.py /tmp/study/runs docs/small_compute_curves.png``.
+
+Two panels: the first session's batched validation (clips cropped to the shortest of their
+batch) and the per-clip validation that replaced it (its rows carry ``masked_frames``); the two
+measures differ for the same model (docs/small_compute.md), so they are not drawn together."""
 
 import json
 import sys
@@ -12,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(runs: Path, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for run in sorted(runs.iterdir()):
         log = run / "log.jsonl"
         if not log.is_file():
@@ -20,12 +24,18 @@ def main(runs: Path, out: Path) -> None:
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         valid = [r for r in rows if r["kind"] == "valid" and "acc" in r]
         if valid:
+            ax = axes[1] if "masked_frames" in valid[-1] else axes[0]
             ax.plot([r["update"] for r in valid], [r["acc"] for r in valid], "o-", label=run.name)
-    ax.set_xlabel("update")
-    ax.set_ylabel("validation contrastive accuracy")
-    ax.set_ylim(0, 0.4)  # X1's collapse (accuracy 1.0) is off the chart
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    titles = ["batched validation (first session; not comparable across batch sizes)",
+              "per-clip validation (from the second session)"]
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("update")
+        ax.set_ylabel("validation contrastive accuracy")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 0.4)  # X1's collapse (accuracy 1.0) is off the chart
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
