@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,29 @@ class Budget:
                 "--best-by", "cer", "--unknown", "map", "--seed", str(seed)]
 
 
+# the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
+DEMO = Budget(
+    preset="tiny",
+    pretrain_updates=400,
+    pretrain_minutes=5.0,
+    pretrain_lr=5e-4,
+    pretrain_max_tokens=8 * 64000,
+    finetune_updates=600,
+    finetune_minutes=2.2,
+    finetune_lr=1e-3,
+    finetune_max_tokens=320_000,
+    finetune_mask_prob=0.0,
+    validate_every=100,
+    freeze_updates=0,
+    unfreeze_warmup=0,
+    head_lr_scale=1.0,
+    lm_order=4,
+    lm_steps=300,
+    tune_trials=8,
+    beam_size=50,
+    transformer_beam=8)
+
+
 SCALES = {
     # a few minutes: checks that every stage runs and the report is complete
     "ci": Budget(
@@ -77,48 +101,9 @@ SCALES = {
         tune_trials=1,
         beam_size=5,
         transformer_beam=4),
-    # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores
-    "demo": Budget(
-        preset="tiny",
-        pretrain_updates=400,
-        pretrain_minutes=5.0,
-        pretrain_lr=5e-4,
-        pretrain_max_tokens=8 * 64000,
-        finetune_updates=600,
-        finetune_minutes=2.2,
-        finetune_lr=1e-3,
-        finetune_max_tokens=320_000,
-        finetune_mask_prob=0.0,
-        validate_every=100,
-        freeze_updates=0,
-        unfreeze_warmup=0,
-        head_lr_scale=1.0,
-        lm_order=4,
-        lm_steps=300,
-        tune_trials=8,
-        beam_size=50,
-        transformer_beam=8),
+    "demo": DEMO,
     # the ablations on real speech: each variant pre-trains 5 and fine-tunes 2.5 minutes (about 8 min)
-    "short": Budget(
-        preset="tiny",
-        pretrain_updates=350,
-        pretrain_minutes=5.0,
-        pretrain_lr=5e-4,
-        pretrain_max_tokens=8 * 64000,
-        finetune_updates=600,
-        finetune_minutes=2.5,
-        finetune_lr=1e-3,
-        finetune_max_tokens=320_000,
-        finetune_mask_prob=0.0,
-        validate_every=100,
-        freeze_updates=0,
-        unfreeze_warmup=0,
-        head_lr_scale=10.0,
-        lm_order=4,
-        lm_steps=300,
-        tune_trials=8,
-        beam_size=50,
-        transformer_beam=8),
+    "short": dataclasses.replace(DEMO, pretrain_updates=350, finetune_minutes=2.5, head_lr_scale=10.0),
     # real speech on 2 CPU cores in about an hour. Fine-tuning: the output layer at 10x the rate
     # (docs/small_compute.md rows G0-G6, H1-H3: 1.5-2.5 CER points better for pre-trained and
     # scratch models alike at 500 updates; the frozen phase with a ramped unfreeze was no better;
@@ -132,24 +117,7 @@ SCALES = {
     # Update caps sized to what the minutes allow since the FFT positional conv, the matmul
     # contrastive logits and the feature cache (about 0.5 s per pre-training update, 0.2 s per
     # fine-tuning update here): the schedules then run to their end.
-    "real": Budget(
-        preset="tiny",
-        pretrain_updates=2600,
-        pretrain_minutes=24.0,
-        pretrain_lr=5e-4,
-        pretrain_max_tokens=8 * 64000,
-        finetune_updates=2400,
-        finetune_minutes=8.0,
-        finetune_lr=1e-3,
-        finetune_max_tokens=320_000,
-        finetune_mask_prob=0.0,
-        validate_every=200,
-        freeze_updates=0,
-        unfreeze_warmup=0,
-        head_lr_scale=10.0,
-        lm_order=4,
-        lm_steps=1500,
-        tune_trials=12,
-        beam_size=100,
-        transformer_beam=8),
+    "real": dataclasses.replace(DEMO, pretrain_updates=2600, pretrain_minutes=24.0, finetune_updates=2400,
+                                finetune_minutes=8.0, validate_every=200, head_lr_scale=10.0, lm_steps=1500,
+                                tune_trials=12, beam_size=100),
 }
