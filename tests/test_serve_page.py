@@ -3,6 +3,7 @@ input gives the transcript of ``w2v2 transcribe`` (words, their times and confid
 the waveform; a recording from the (fake) microphone is uploaded as a 16-bit WAV and transcribed as
 the command line transcribes that WAV; an error of the service is shown on the page."""
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -54,8 +55,13 @@ def assert_shows(page, reference: dict) -> None:
         assert shown["label"] == f"{ref['start']:.2f}–{ref['end']:.2f}"
         assert shown["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
         assert f"confidence {ref['confidence']:.3f}" in shown["title"]
-    by_confidence = {round(w["confidence"], 2): w["background"] for w in words}
-    assert len(set(by_confidence.values())) == len(by_confidence)  # coloured by confidence
+    # coloured by confidence: the page's scale has 121 hues (red 0 to green 120 degrees), so words
+    # whose confidences fall on different hues get different colours and the same hue the same one
+    hues: dict[int, set[str]] = {}
+    for w in words:
+        hues.setdefault(math.floor(120 * w["confidence"] + 0.5), set()).add(w["background"])
+    assert all(len(colours) == 1 for colours in hues.values())
+    assert len(set().union(*hues.values())) == len(hues)
 
 
 def test_upload_a_flac_shows_the_transcript_of_transcribe(served, browser):
