@@ -242,9 +242,9 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     phone_seq = [lab for lab in labels if lab is not None]
     groups, v = cfg.latent_groups, cfg.latent_vars
     all_codes = {name: np.concatenate(c) for name, c in codes.items()}
-    equal = min(min(len(np.unique(joint_codes(c[labelled], v))) for c in all_codes.values()), top)
-    summaries = {name: codebook_summary(c, v, labelled, phone_seq, equal) for name, c in all_codes.items()}
     cooc = {name: Cooccurrence.count(joint_codes(c[labelled], v), phone_seq) for name, c in all_codes.items()}
+    equal = min(min(len(co.codes) for co in cooc.values()), top)  # codes used on labelled frames
+    summaries = {name: codebook_summary(c, v, labelled, phone_seq, equal) for name, c in all_codes.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_heatmaps(list(cooc.items()), top, v, groups), out / "codebook_heatmap.png")

@@ -49,18 +49,16 @@ def override_bounds(max_beam_size: int) -> dict[str, Bound]:
             "word_score": Bound(float, *WORD_SCORE_RANGE)}
 
 
-def default_decoder(model_dir: str | Path) -> str:
-    """The tuned n-gram search when tune-decoder wrote one, else greedy."""
-    return "ngram" if "ngram" in read_decoder_json(model_dir) else "greedy"
-
-
 class DecoderChoice:
     """Turns a request's fields into decoder settings, or a 422 that says which field is wrong."""
 
     def __init__(self, model_dir: str | Path, default: str, max_beam_size: int) -> None:
-        self.model_dir, self.default = Path(model_dir), default
+        """``default``: a served decoder, or "auto": the tuned n-gram search when tune-decoder wrote
+        one, else greedy."""
+        self.model_dir = Path(model_dir)
         self.available = [d for d in SERVED_DECODERS if d == "greedy" or "ngram" in read_decoder_json(model_dir)]
-        if default not in self.available:
+        self.default = ("ngram" if "ngram" in self.available else "greedy") if default == "auto" else default
+        if self.default not in self.available:
             raise ValueError(f"{model_dir}: no tuned n-gram decoder in decoder.json to serve by default "
                              "(run 'w2v2 tune-decoder --decoder ngram' first, or serve --decoder greedy)")
         self.bounds = override_bounds(max_beam_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..data.audio import SAMPLE_RATE
 from ..decode.inference import InferenceConfig
 from ..decode.transcriber import Transcriber
-from .decoding import DecoderChoice, TranscriberCache, default_decoder
+from .decoding import DecoderChoice, TranscriberCache
 from .limits import Limits, json_safe
 from .worker import TranscriptionQueue
 
@@ -16,9 +16,8 @@ class Service:
     def __init__(self, model_dir: str | Path, limits: Limits | None = None, decoder: str = "auto",
                  inference: InferenceConfig | None = None) -> None:
         self.model_dir, self.limits = Path(model_dir), limits or Limits()
-        decoder = default_decoder(model_dir) if decoder == "auto" else decoder
         self.decoders = DecoderChoice(model_dir, decoder, self.limits.max_beam_size)
-        base = Transcriber.from_model_dir(model_dir, decoder, inference=inference)  # builds the default decoder now
+        base = Transcriber.from_model_dir(model_dir, self.decoders.default, inference=inference)  # builds it now
         self.base = base
         self.transcribers = TranscriberCache(
             lambda s: base if s == base.settings else Transcriber(base.model, base.cfg, base.vocab, s, base.inference),
