@@ -1,0 +1,102 @@
+"""Cost of one ``tiny`` pre-training update under the throughput levers of issue 12, interleaved.
+
+    .venv/bin/python benchmarks/pretrain_variants.py                  # 8 x 4 s, bf16, 6 rounds
+    .venv/bin/python benchmarks/pretrain_variants.py --reps 2 --variants tiny compact
+
+One update = ``train_step.py``'s (forward in train mode with masks, negatives and Gumbel noise,
+backward, fused AdamW step) on the same noise batch, under CPU bf16 autocast as the trainer runs it.
+Variants:
+
+- ``tiny``: the preset (LayerDrop 0 so that every update does the same work);
+- ``compact``: the SEW-style feature encoder of study row C1, channels growing as the frame rate
+  falls, (32, 64, 64, 128, 128, 128, 128) with the preset's kernels and strides;
+- ``compiled``: the preset with its feature encoder and Transformer wrapped in ``torch.compile``
+  (inductor, ``dynamic=True``, since pre-training crops vary from batch to batch); compilation runs
+  in the untimed warm-up rounds and is reported apart.
+
+Rounds alternate the order; the figures are medians of wall seconds per update and of the per-round
+ratio to ``tiny``, and the audio hours per wall-clock hour that the median update gives. Timings on
+this machine swing by 2x from minute to minute: only the ratios compare. Writes
+pretrain_variants.{md,json} to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from forward import fmt_table, machine
+from train_step import CASES_BY_KEY, make_batch, timed_rounds, update_fn
+from w2v2.model import build_pretraining_model, preset
+
+CASE = CASES_BY_KEY["pretrain-tiny-bf16"]
+COMPACT_CONV = ((32, 10, 5), (64, 3, 2), (64, 3, 2), (128, 3, 2), (128, 3, 2), (128, 2, 2), (128, 2, 2))
+
+
+def build(variant: str) -> nn.Module:
+    cfg = dataclasses.replace(preset("tiny"), encoder_layerdrop=0.0)
+    if variant == "compact":
+        cfg = dataclasses.replace(cfg, conv_layers=COMPACT_CONV)
+    torch.manual_seed(0)
+    model = build_pretraining_model(cfg)
+    model.set_num_updates(0)
+    if variant == "compiled":
+        inner = model.wav2vec2
+        inner.feature_extractor = torch.compile(inner.feature_extractor, dynamic=True)
+        inner.encoder = torch.compile(inner.encoder, dynamic=True)
+    return model.train()
+
+
+VARIANTS: dict[str, Callable[[], nn.Module]] = {v: (lambda v=v: build(v)) for v in ("tiny", "compact", "compiled")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--reps", type=int, default=6, help="timed rounds (default 6)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2; compiles there)")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = p.parse_args(argv)
+    if "tiny" not in args.variants:
+        p.error("the ratios are to 'tiny': include it")
+    wave, targets = make_batch(CASE)
+    fns, setup_s = {}, {}
+    for v in args.variants:
+        t0 = time.perf_counter()
+        fns[v] = update_fn(CASE, "w2v2", VARIANTS[v](), wave, targets, [])
+        fns[v]()  # the first update: for "compiled", the compilation
+        setup_s[v] = time.perf_counter() - t0
+    bar = tqdm(total=(args.warmup + args.reps) * len(fns), desc="updates", unit="update")
+    times = timed_rounds(fns, args.reps, args.warmup, bar)
+    bar.close()
+    audio_h = CASE.batch * CASE.seconds / 3600
+    rows, summary = [], {}
+    for v in args.variants:
+        wall = times[v]["wall"]
+        ratio = statistics.median(t / b for t, b in zip(wall, times["tiny"]["wall"]))
+        med = statistics.median(wall)
+        summary[v] = {"median_s": med, "ratio_to_tiny": ratio, "audio_h_per_h": audio_h / (med / 3600),
+                      "first_update_s": setup_s[v], "wall": wall}
+        rows.append([v, f"{med:.3f}", f"{ratio:.2f}", f"{audio_h / (med / 3600):.0f}", f"{setup_s[v]:.1f}"])
+    info = machine()
+    text = (f"{info['date_utc']} UTC, {info['cpu']}, {info['cores']} cores, torch {info['torch']}; "
+            f"{CASE.batch} x {CASE.seconds:g} s noise, bf16 autocast, {args.reps} rounds after {args.warmup}\n\n"
+            + fmt_table(["variant", "median s / update", "time ratio to tiny (median of rounds)",
+                         "audio h / wall h", "first update incl. compile (s)"], rows) + "\n")
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pretrain_variants.md").write_text(text)
+    (args.out / "pretrain_variants.json").write_text(json.dumps({"machine": info, "variants": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
