@@ -118,8 +118,8 @@ SCALES = {
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
     # Update caps sized to what the minutes allow since the FFT positional conv, the matmul
-    # contrastive logits and the feature cache (about 0.5 s per pre-training update, 0.2 s per
-    # fine-tuning update here): the schedules then run to their end.
+    # contrastive logits and the feature cache (0.7 s per pre-training update in the 2026-12-02 real
+    # run, 4,000 in 46 min; about 0.25 s per fine-tuning update): the schedules then run to their end.
     "real": dataclasses.replace(DEMO, pretrain_updates=4000, pretrain_minutes=60.0, finetune_updates=2400,
                                 finetune_minutes=8.0, validate_every=200, lm_steps=1500,
                                 tune_trials=12, beam_size=100),
