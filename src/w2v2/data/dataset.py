@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .audio import load_audio, normalize
+from .augment import Augmentation
 from .manifest import Entry
 
 
@@ -68,7 +69,7 @@ class AudioDataset(Dataset):
 
     def __init__(self, entries: list[Entry], batches: list[list[int]], max_sample_size: int, seed: int,
                  epoch: int, normalize_audio: bool, crop_to_shortest: bool,
-                 batch_ids: list[int] | None = None) -> None:
+                 batch_ids: list[int] | None = None, augment: Augmentation | None = None) -> None:
         self.entries = entries
         # the crops of a batch are seeded by its index in the epoch, whichever rank reads it
         self.batch_ids = list(range(len(batches))) if batch_ids is None else batch_ids
@@ -78,6 +79,7 @@ class AudioDataset(Dataset):
         self.epoch = epoch
         self.normalize_audio = normalize_audio
         self.crop_to_shortest = crop_to_shortest
+        self.augment = augment if augment is not None and augment.active else None
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -86,6 +88,8 @@ class AudioDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, self.batch_ids[index]])
         items = [self.entries[i] for i in self.batches[index]]
         wavs = [load_audio(e.path) for e in items]
+        if self.augment is not None:  # before cropping: a speed change changes the length
+            wavs = [self.augment(w, rng) for w in wavs]
         target = min(len(w) for w in wavs) if self.crop_to_shortest else None
         out = []
         for w in wavs:
@@ -102,7 +106,8 @@ class AudioDataset(Dataset):
 
 def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, seed: int, epoch: int,
                 normalize_audio: bool, crop_to_shortest: bool, start_batch: int = 0, rank: int = 0,
-                world_size: int = 1, num_workers: int = 1, shuffle: bool = True) -> DataLoader:
+                world_size: int = 1, num_workers: int = 1, shuffle: bool = True,
+                augment: Augmentation | None = None) -> DataLoader:
     """Loader over this rank's shard of the epoch's batches, starting at ``start_batch``.
 
     Every rank gets the same number of batches (the remainder is dropped), so that data-parallel
@@ -113,6 +118,6 @@ def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, see
     per_rank = len(batches) // world_size
     ids = list(range(rank, len(batches), world_size))[:per_rank][start_batch:]
     ds = AudioDataset(entries, [batches[i] for i in ids], max_sample_size, seed, epoch, normalize_audio,
-                      crop_to_shortest, batch_ids=ids)
+                      crop_to_shortest, batch_ids=ids, augment=augment)
     return DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
                       prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False)

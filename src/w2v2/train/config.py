@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.augment import Augmentation
+
 
 @dataclass
 class TrainConfig:
@@ -29,6 +31,10 @@ class TrainConfig:
     min_sample_size: int = 32_000
     precision: str = "bf16"  # "fp32", "bf16" (autocast, CPU or CUDA), "fp16" (CUDA, loss scaler)
     max_bad_updates: int = 20  # stop after this many non-finite updates in a row
+    # waveform augmentation of the training clips (data/augment.py; 0 = off)
+    augment_speed: float = 0.0  # speed factor uniform in [1 - x, 1 + x]
+    augment_noise: float = 0.0  # probability of additive coloured noise (SNR 5-30 dB)
+    augment_reverb: float = 0.0  # probability of a synthetic room impulse response (RT60 0.1-0.6 s)
     # fine-tuning
     freeze_encoder_updates: int = 0  # Transformer frozen, only the head trains (section 4.3)
     head_lr_scale: float = 1.0  # the output layer's rate as a multiple of the schedule's
@@ -42,6 +48,9 @@ class TrainConfig:
     num_workers: int = 1
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def augmentation(self) -> Augmentation:
+        return Augmentation(speed=self.augment_speed, noise=self.augment_noise, reverb=self.augment_reverb)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

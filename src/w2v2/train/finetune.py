@@ -194,6 +194,13 @@ def reinit_top_blocks(encoder: nn.Module, cfg: W2V2Config, n: int, seed: int) ->
         layers[i].load_state_dict(fresh[i].state_dict())
 
 
+def features_repeat(tcfg: TrainConfig, cfg: W2V2Config, train: list[Entry]) -> bool:
+    """Whether each clip's feature-encoder output is the same every epoch (what the feature cache
+    needs): a frozen encoder, and no random crop or augmentation changes the audio."""
+    return (cfg.feature_grad_mult == 0 and tcfg.max_sample_size >= max(e.samples for e in train)
+            and not tcfg.augmentation().active)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     out = Path(args.out)
     recipe = RECIPES[args.recipe]
@@ -216,10 +223,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     model.wav2vec2.feature_grad_mult = cfg.feature_grad_mult  # 0 (the paper): frozen feature encoder
     for p in model.wav2vec2.feature_extractor.parameters():
         p.requires_grad_(cfg.feature_grad_mult > 0)  # frozen: no autograd graph, no optimizer state
-    cache = None
-    no_crops = tcfg.max_sample_size >= max(e.samples for e in train)  # a random crop would change the features
-    if args.feature_cache_mb > 0 and no_crops and cfg.feature_grad_mult == 0:
-        cache = FeatureCache(args.feature_cache_mb * 2**20)
+    cache = FeatureCache(args.feature_cache_mb * 2**20) if args.feature_cache_mb > 0 and features_repeat(
+        tcfg, cfg, train) else None
     task = FinetuneTask(cfg, vocab, valid, tcfg.freeze_encoder_updates, args.unknown, args.best_by, cache,
                         warmup_updates(tcfg), tcfg.head_lr_scale, tcfg.unfreeze_warmup_updates)
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
