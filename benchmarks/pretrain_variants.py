@@ -12,7 +12,9 @@ Variants:
   falls, (32, 64, 64, 128, 128, 128, 128) with the preset's kernels and strides;
 - ``compiled``: the preset with its feature encoder and Transformer wrapped in ``torch.compile``
   (inductor, ``dynamic=True``, since pre-training crops vary from batch to batch); compilation runs
-  in each variant's first update, before the rounds, and is reported apart.
+  in each variant's first update, before the rounds, and is reported apart;
+- ``frozen``: the preset with ``feature_grad_mult`` 0, the feature encoder left at its random
+  initialisation and run without an autograd graph (no backward through the convolutions).
 
 Rounds alternate the order; the figures are medians of wall seconds per update and of the per-round
 ratio to ``tiny``, and the audio hours per wall-clock hour that the median update gives. Timings on
@@ -45,6 +47,8 @@ def build(variant: str) -> nn.Module:
     cfg = dataclasses.replace(preset("tiny"), encoder_layerdrop=0.0)
     if variant == "compact":
         cfg = dataclasses.replace(cfg, conv_layers=COMPACT_CONV)
+    if variant == "frozen":
+        cfg = dataclasses.replace(cfg, feature_grad_mult=0.0)
     torch.manual_seed(0)
     model = build_pretraining_model(cfg)
     model.set_num_updates(0)
@@ -54,7 +58,7 @@ def build(variant: str) -> nn.Module:
         inner.encoder = torch.compile(inner.encoder, dynamic=True)
     return model.train()
 
-VARIANTS = ("tiny", "compact", "compiled")
+VARIANTS = ("tiny", "compact", "compiled", "frozen")
 
 
 def main(argv: list[str] | None = None) -> None:
