@@ -1,5 +1,6 @@
 """Model facts from the paper and the objective's terms against hand computations."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -153,3 +154,35 @@ def test_negatives_come_from_other_masked_steps_only():
     assert not (idx == own).any() and idx.min() >= 0 and idx.max() < 40
     counts = torch.bincount(idx[:, 5].flatten(), minlength=40).float()
     assert counts[5] == 0 and counts[counts > 0].numel() == 39  # uniform over the 39 others
+
+
+def test_mask_copies_score_like_a_batch_of_duplicated_clips():
+    """Multi-mask (``mask_copies``, data2vec 2.0): n masked copies of each clip over one
+    feature-encoder pass give exactly the loss and gradients of the plain model on the batch with
+    each clip repeated n times (same seeds: same masks, distractors and Gumbel noise), while the
+    feature encoder sees only the B original clips; evaluation scores one copy."""
+    cfg = micro_config(dropout=0.0, attention_dropout=0.0, dropout_input=0.0, dropout_features=0.0, mask_copies=2)
+    torch.manual_seed(0)
+    multi = build_pretraining_model(cfg).train()
+    single = build_pretraining_model(dataclasses.replace(cfg, mask_copies=1)).train()
+    single.load_state_dict(multi.state_dict())
+    x = torch.randn(3, 8000)
+    lengths = torch.tensor([8000, 7200, 6400])
+    seen = []
+    multi.wav2vec2.feature_extractor.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    rng_m, rng_s = np.random.default_rng(5), np.random.default_rng(5)
+    torch.manual_seed(1)
+    out_m = multi(x, lengths, rng=rng_m)
+    torch.manual_seed(1)
+    out_s = single(x.repeat_interleave(2, 0), lengths.repeat_interleave(2), rng=rng_s)
+    assert seen == [3]
+    assert out_m.sample_size == out_s.sample_size and out_m.logits.shape[0] == 6
+    torch.testing.assert_close(out_m.loss, out_s.loss)
+    out_m.loss.backward()
+    out_s.loss.backward()
+    for (name, pm), ps in zip(multi.named_parameters(), single.parameters()):
+        if pm.grad is not None:
+            torch.testing.assert_close(pm.grad, ps.grad, rtol=1e-4, atol=1e-6, msg=name)
+    multi.eval()
+    with torch.no_grad():
+        assert multi(x, lengths, rng=np.random.default_rng(0)).logits.shape[0] == 3

@@ -55,6 +55,7 @@ class W2V2Config:
     mask_min_masks: int = 2
     mask_channel_prob: float = 0.0
     mask_channel_length: int = 64
+    mask_copies: int = 1  # pre-training: masked copies of each clip over one feature-encoder pass (data2vec 2.0)
     # objective (section 3.2)
     num_negatives: int = 100
     logit_temp: float = 0.1

@@ -61,9 +61,14 @@ class Wav2Vec2ForPreTraining(nn.Module):
                 negatives: Tensor | None = None, rng: np.random.Generator | None = None,
                 generator: torch.Generator | None = None) -> PretrainOutput:
         """``mask_indices`` (B, T) bool and ``negatives`` (B, M, K) indices into the masked steps
-        may be given (tests, oracles); otherwise they are drawn from ``rng`` / ``generator``."""
+        may be given (tests, oracles); otherwise they are drawn from ``rng`` / ``generator``. In
+        training with ``cfg.mask_copies`` = n > 1 each clip's features are repeated n times after
+        the feature encoder (``Features.repeat``), each copy with its own masks and distractors, so
+        B reads B * n here and in the output; evaluation always scores one copy."""
         cfg, w = self.cfg, self.wav2vec2
         f = w.features(waveform, lengths)
+        if self.training and cfg.mask_copies > 1:
+            f = f.repeat(cfg.mask_copies)
         b, t, _ = f.projected.shape
         if mask_indices is None:
             fl = [t] * b if f.lengths is None else f.lengths.tolist()

@@ -52,6 +52,13 @@ class Features:
     lengths: Tensor | None  # (B,) valid frames
     key_mask: Tensor | None  # (B, T) True on valid frames; None when nothing is padded
 
+    def repeat(self, copies: int) -> Features:
+        """Each clip ``copies`` times in a row (B * copies, ...): the multi-mask batch of data2vec 2.0
+        (Baevski et al. 2022, section 3.1), one feature-encoder pass for several masked versions."""
+        def rep(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x.repeat_interleave(copies, dim=0)
+        return Features(rep(self.projected), rep(self.normed), self.penalty, rep(self.lengths), rep(self.key_mask))
+
 
 @dataclass
 class EncoderOutput:
