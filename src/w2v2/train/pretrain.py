@@ -30,8 +30,8 @@ CONTINUED_LR_SCALE = 0.1  # --init: the peak learning rate is the recipe's times
 TRAINING_FIELDS = frozenset({
     "dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features", "encoder_layerdrop",
     "final_dropout", "latent_temp", "mask_prob", "mask_length", "mask_min_masks", "mask_channel_prob",
-    "mask_channel_length", "mask_copies", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight", "diversity_form",
-    "feature_grad_mult"})
+    "mask_channel_length", "mask_copies", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight",
+    "diversity_form", "feature_grad_mult"})
 SIZE_RECIPES = ("large", "base")  # a model from no preset gets the first whose encoder width it reaches
 
 
