@@ -180,6 +180,9 @@ def test_mask_copies_score_like_a_batch_of_duplicated_clips():
     torch.testing.assert_close(out_m.loss, out_s.loss)
     out_m.loss.backward()
     out_s.loss.backward()
+    with_grad = [name for name, p in multi.named_parameters() if p.grad is not None]
+    assert with_grad == [name for name, p in single.named_parameters() if p.grad is not None]
+    assert len(with_grad) > 0.9 * len(list(multi.parameters()))
     for (name, pm), ps in zip(multi.named_parameters(), single.parameters()):
         if pm.grad is not None:
             torch.testing.assert_close(pm.grad, ps.grad, rtol=1e-4, atol=1e-6, msg=name)

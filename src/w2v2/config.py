@@ -71,6 +71,53 @@ class W2V2Config:
     origin: str = "w2v2"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject values no model can be built or trained with, naming the field; called on
+        construction (keyword arguments, ``--set``, a loaded JSON file) and after in-place edits."""
+        problems = [f"{name}={getattr(self, name)!r}: {why}" for name, ok, why in self._checks() if not ok]
+        if problems:
+            raise ValueError("invalid model config: " + "; ".join(problems))
+
+    def _checks(self) -> list[tuple[str, bool, str]]:
+        def prob(name: str) -> tuple[str, bool, str]:
+            return name, 0.0 <= getattr(self, name) <= 1.0, "must lie in [0, 1]"
+
+        def positive(name: str) -> tuple[str, bool, str]:
+            return name, getattr(self, name) >= 1, "must be at least 1"
+
+        conv_ok = len(self.conv_layers) > 0 and all(len(b) == 3 and min(b) >= 1 for b in self.conv_layers)
+        t_max, t_min, t_decay = self.latent_temp
+        return [
+            ("conv_layers", conv_ok, "needs at least one (channels, kernel, stride) block, every value >= 1"),
+            ("extractor_mode", self.extractor_mode in ("group", "layer"), "must be 'group' or 'layer'"),
+            *map(positive, ("encoder_embed_dim", "encoder_layers", "encoder_ffn_embed_dim",
+                            "encoder_attention_heads", "conv_pos", "conv_pos_groups", "latent_vars",
+                            "latent_groups", "final_dim", "mask_length", "mask_channel_length", "mask_copies",
+                            "num_negatives")),
+            ("encoder_attention_heads", self.encoder_embed_dim % max(self.encoder_attention_heads, 1) == 0,
+             f"must divide encoder_embed_dim ({self.encoder_embed_dim})"),
+            ("conv_pos_groups", self.encoder_embed_dim % max(self.conv_pos_groups, 1) == 0,
+             f"must divide encoder_embed_dim ({self.encoder_embed_dim})"),
+            ("latent_groups", self.codevector_dim % max(self.latent_groups, 1) == 0,
+             f"must divide the codevector width ({self.codevector_dim})"),
+            ("latent_dim", self.latent_dim >= 0, "must be >= 0 (0: final_dim)"),
+            ("latent_temp", 0.0 < t_min <= t_max and 0.0 < t_decay <= 1.0,
+             "(max, min, decay) needs 0 < min <= max and 0 < decay <= 1"),
+            *map(prob, ("dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features",
+                        "encoder_layerdrop", "final_dropout", "mask_prob", "mask_channel_prob")),
+            ("mask_min_masks", self.mask_min_masks >= 0, "must be >= 0"),
+            ("layer_norm_eps", self.layer_norm_eps > 0, "must be > 0"),
+            ("logit_temp", self.logit_temp > 0, "must be > 0"),
+            ("diversity_weight", self.diversity_weight >= 0, "must be >= 0"),
+            ("feature_pen_weight", self.feature_pen_weight >= 0, "must be >= 0"),
+            ("diversity_form", self.diversity_form in ("perplexity", "entropy"), "must be 'perplexity' or 'entropy'"),
+            ("feature_grad_mult", self.feature_grad_mult >= 0, "must be >= 0"),
+            ("vocab_size", self.vocab_size >= 0, "must be >= 0 (0: no CTC head)"),
+        ]
+
     @property
     def codevector_dim(self) -> int:
         return self.latent_dim if self.latent_dim > 0 else self.final_dim
@@ -115,4 +162,7 @@ class W2V2Config:
             d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: cannot read model config: {e}") from e
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from e

@@ -176,25 +176,28 @@ def config_from_fairseq(pretrain: dict, finetune: dict | None = None, source: st
     if not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in conv):
         raise ValueError(f"{source}: conv_feature_layers must list (dim, kernel, stride) triples")
     div_w, pen_w = loss_weights(criterion, mode)
-    cfg = W2V2Config(
-        conv_layers=tuple((int(c), int(k), int(s)) for c, k, s in conv), extractor_mode=mode,
-        conv_bias=bool(get("conv_bias")), encoder_embed_dim=int(get("encoder_embed_dim")),
-        encoder_layers=int(get("encoder_layers")), encoder_ffn_embed_dim=int(get("encoder_ffn_embed_dim")),
-        encoder_attention_heads=int(get("encoder_attention_heads")), layer_norm_first=bool(get("layer_norm_first")),
-        conv_pos=int(get("conv_pos")), conv_pos_groups=int(get("conv_pos_groups")), layer_norm_eps=1e-5,
-        dropout=float(get("dropout")), attention_dropout=float(get("attention_dropout")),
-        activation_dropout=float(get("activation_dropout")), dropout_input=float(get("dropout_input")),
-        dropout_features=float(get("dropout_features")), encoder_layerdrop=float(get("encoder_layerdrop")),
-        latent_vars=int(get("latent_vars")), latent_groups=int(get("latent_groups")),
-        latent_dim=int(get("latent_dim")), final_dim=int(get("final_dim")) or int(get("encoder_embed_dim")),
-        latent_temp=tuple(float(t) for t in _literal(get("latent_temp"))),
-        quantize_targets=bool(get("quantize_targets")),
-        mask_prob=float(get("mask_prob")), mask_length=int(get("mask_length")),
-        mask_channel_prob=float(get("mask_channel_prob")), mask_channel_length=int(get("mask_channel_length")),
-        num_negatives=int(get("num_negatives")), logit_temp=float(get("logit_temp")),
-        diversity_weight=div_w, feature_pen_weight=pen_w, feature_grad_mult=float(get("feature_grad_mult")),
-        normalize=bool(task.get("normalize", model.get("normalize", False))), origin="fairseq",
-    )
+    try:
+        cfg = W2V2Config(
+            conv_layers=tuple((int(c), int(k), int(s)) for c, k, s in conv), extractor_mode=mode,
+            conv_bias=bool(get("conv_bias")), encoder_embed_dim=int(get("encoder_embed_dim")),
+            encoder_layers=int(get("encoder_layers")), encoder_ffn_embed_dim=int(get("encoder_ffn_embed_dim")),
+            encoder_attention_heads=int(get("encoder_attention_heads")), layer_norm_first=bool(get("layer_norm_first")),
+            conv_pos=int(get("conv_pos")), conv_pos_groups=int(get("conv_pos_groups")), layer_norm_eps=1e-5,
+            dropout=float(get("dropout")), attention_dropout=float(get("attention_dropout")),
+            activation_dropout=float(get("activation_dropout")), dropout_input=float(get("dropout_input")),
+            dropout_features=float(get("dropout_features")), encoder_layerdrop=float(get("encoder_layerdrop")),
+            latent_vars=int(get("latent_vars")), latent_groups=int(get("latent_groups")),
+            latent_dim=int(get("latent_dim")), final_dim=int(get("final_dim")) or int(get("encoder_embed_dim")),
+            latent_temp=tuple(float(t) for t in _literal(get("latent_temp"))),
+            quantize_targets=bool(get("quantize_targets")),
+            mask_prob=float(get("mask_prob")), mask_length=int(get("mask_length")),
+            mask_channel_prob=float(get("mask_channel_prob")), mask_channel_length=int(get("mask_channel_length")),
+            num_negatives=int(get("num_negatives")), logit_temp=float(get("logit_temp")),
+            diversity_weight=div_w, feature_pen_weight=pen_w, feature_grad_mult=float(get("feature_grad_mult")),
+            normalize=bool(task.get("normalize", model.get("normalize", False))), origin="fairseq",
+        )
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from e
     if finetune is not None:
         apply_finetuning(cfg, finetune, source)
     return cfg
@@ -216,6 +219,10 @@ def apply_finetuning(cfg: W2V2Config, finetune: dict, source: str) -> None:
     cfg.mask_channel_prob = float(ft.get("mask_channel_prob", 0.0)) if masked else 0.0
     cfg.mask_channel_length = int(ft.get("mask_channel_length", 10))
     cfg.normalize = bool(ft_task.get("normalize", ft.get("normalize", cfg.normalize)))
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ValueError(f"{source}: fine-tuning config: {e}") from e
 
 
 def state_from_fairseq(sd: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:

@@ -178,7 +178,10 @@ def import_hf(src: str | Path) -> tuple[W2V2Config, dict[str, torch.Tensor], dic
     if (src / "preprocessor_config.json").is_file():
         normalize = json.loads((src / "preprocessor_config.json").read_text()).get("do_normalize")
     sd = state_from_hf(read_hf_weights(src))
-    cfg = config_from_hf(hf, normalize)
+    try:
+        cfg = config_from_hf(hf, normalize)
+    except ValueError as e:
+        raise ValueError(f"{src / 'config.json'}: {e}") from e
     vocab = None
     if "lm_head.weight" in sd:
         cfg.vocab_size = sd["lm_head.weight"].shape[0]
