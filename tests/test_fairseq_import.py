@@ -131,7 +131,8 @@ def test_default_dictionary_only_for_the_librispeech_head():
 
 
 def test_config_mapping_defaults_overrides_and_refusals():
-    lv60 = {"model": {"extractor_mode": "layer_norm", "final_dim": 0, "encoder_embed_dim": 64},
+    lv60 = {"model": {"extractor_mode": "layer_norm", "final_dim": 0, "encoder_embed_dim": 64,
+                      "encoder_attention_heads": 4},
             "task": {"normalize": True}, "criterion": None}
     cfg = config_from_fairseq(lv60)
     assert (cfg.extractor_mode, cfg.final_dim, cfg.normalize) == ("layer", 64, True)  # final_dim 0 = model width
