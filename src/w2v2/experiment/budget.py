@@ -112,9 +112,10 @@ SCALES = {
     # 1.5-2.5 CER points better for pre-trained and scratch models alike at 500 updates; the
     # frozen phase with a ramped unfreeze was no better). lr 2e-3 drove these tiny CTC
     # models to a constant output (all blank) within 300 updates; 1e-3 and 5e-4 leave the blank
-    # plateau after 200-300. Time and channel masks (0.3 / 0.15): they cost ~20 CER points at 500
-    # updates, but at 2,000 they gained 2.1 points in both seeds (64.4 / 64.8 vs 66.7 / 66.6, rows
-    # FT-P4-h10-mask-2000). No frozen-Transformer phase:
+    # plateau after 200-300. No masks: with 10 minutes they gained 2.1 dev CER points at 2,000
+    # updates (rows FT-P4-h10-mask-2000), but in the whole run with them (row R2-masks) the one-hour
+    # models lost 5 (dev CER 67.2 against 62.2 at 1,200 updates): the best checkpoint by dev CER
+    # guards against over-fitting the 10 minutes. No frozen-Transformer phase:
     # when a pre-trained Transformer joins at the peak lr, Adam's first steps (empty moments) move
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
@@ -122,6 +123,6 @@ SCALES = {
     # contrastive logits and the feature cache (0.7 s per pre-training update in the 2026-12-02 real
     # run, 4,000 in 46 min; about 0.25 s per fine-tuning update): the schedules then run to their end.
     "real": dataclasses.replace(DEMO, pretrain_updates=4000, pretrain_minutes=60.0, finetune_updates=2400,
-                                finetune_minutes=8.0, finetune_mask_prob=0.3, validate_every=200, lm_steps=1500,
+                                finetune_minutes=8.0, validate_every=200, lm_steps=1500,
                                 tune_trials=12, beam_size=100),
 }
