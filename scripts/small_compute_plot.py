@@ -36,6 +36,8 @@ def main(runs: Path, out: Path) -> None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+        else:
+            ax.remove()  # no run of this kind among RUNS
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
