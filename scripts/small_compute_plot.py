@@ -16,7 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(runs: Path, out: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    titles = {"batched": "batched validation (first session; not comparable across batch sizes)",
+              "per-clip": "per-clip validation (from the second session)"}
+    series: dict[str, list] = {kind: [] for kind in titles}
     for run in sorted(runs.iterdir()):
         log = run / "log.jsonl"
         if not log.is_file():
@@ -24,20 +26,20 @@ def main(runs: Path, out: Path) -> None:
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         valid = [r for r in rows if r["kind"] == "valid" and "acc" in r]
         if valid:
-            ax = axes[1] if "masked_frames" in valid[-1] else axes[0]
-            ax.plot([r["update"] for r in valid], [r["acc"] for r in valid], "o-", label=run.name)
-    titles = ["batched validation (first session; not comparable across batch sizes)",
-              "per-clip validation (from the second session)"]
-    for ax, title in zip(axes, titles):
+            series["per-clip" if "masked_frames" in valid[-1] else "batched"].append((run.name, valid))
+    kinds = [k for k in titles if series[k]]  # a panel only for the measures some run used
+    if not kinds:
+        raise SystemExit(f"{runs}: no run directory with pre-training validation rows in its log.jsonl")
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for name, valid in series[kind]:
+            ax.plot([r["update"] for r in valid], [r["acc"] for r in valid], "o-", label=name)
         ax.set_xlabel("update")
         ax.set_ylabel("validation contrastive accuracy")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(titles[kind], fontsize=9)
         ax.set_ylim(0, 0.4)  # X1's collapse (accuracy 1.0) is off the chart
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.remove()  # no run of this kind among RUNS
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
