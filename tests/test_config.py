@@ -40,6 +40,14 @@ def test_set_overrides_are_validated():
     assert override_config(preset("tiny"), ["mask_copies=3"]).mask_copies == 3
 
 
+def test_values_of_the_wrong_type_are_refused_before_the_ranges():
+    with pytest.raises(ValueError, match="mask_prob='high': must be float"):
+        override_config(preset("tiny"), ["mask_prob=high"])  # a bare word is a string
+    with pytest.raises(ValueError, match="encoder_layers=2.5: must be int"):
+        dataclasses.replace(preset("tiny"), encoder_layers=2.5)
+    assert dataclasses.replace(preset("tiny"), mask_prob=1).mask_prob == 1  # an int is a valid float
+
+
 def test_every_problem_is_listed_at_once():
     with pytest.raises(ValueError) as err:
         dataclasses.replace(preset("tiny"), mask_prob=-1.0, dropout=3.0)

@@ -77,9 +77,24 @@ class W2V2Config:
     def validate(self) -> None:
         """Reject values no model can be built or trained with, naming the field; called on
         construction (keyword arguments, ``--set``, a loaded JSON file) and after in-place edits."""
-        problems = [f"{name}={getattr(self, name)!r}: {why}" for name, ok, why in self._checks() if not ok]
+        problems = [f"{f.name}={getattr(self, f.name)!r}: must be {type(f.default).__name__}"
+                    for f in dataclasses.fields(self) if not self._has_default_type(f)]
+        if not problems:  # the range checks below assume the types
+            problems = [f"{name}={getattr(self, name)!r}: {why}" for name, ok, why in self._checks() if not ok]
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
+
+    def _has_default_type(self, f: dataclasses.Field) -> bool:
+        value, default = getattr(self, f.name), f.default
+        if isinstance(default, bool) or isinstance(default, str):
+            return isinstance(value, type(default))
+        if isinstance(default, int):
+            return isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(default, float):
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, tuple):
+            return isinstance(value, tuple) and all(isinstance(v, (tuple, int, float)) for v in value)
+        return True  # extra (a dict with a default factory)
 
     def _checks(self) -> list[tuple[str, bool, str]]:
         def prob(name: str) -> tuple[str, bool, str]:
