@@ -16,6 +16,7 @@ BAD = [
     ("encoder_layerdrop", -0.5), ("encoder_attention_heads", 5), ("conv_pos_groups", 7), ("latent_groups", 3),
     ("latent_temp", (0.5, 2.0, 0.999)), ("latent_temp", (2.0, 0.5, 1.5)), ("extractor_mode", "batch"),
     ("diversity_form", "kl"), ("logit_temp", 0.0), ("conv_layers", ()), ("conv_layers", ((512, 10, 0),)),
+    ("latent_temp", (2.0, 0.5)), ("conv_layers", ((512, 10),)), ("conv_layers", (512, 10, 5)),
     ("num_negatives", 0), ("vocab_size", -1), ("feature_grad_mult", -1.0),
 ]
 
@@ -72,5 +73,6 @@ def test_a_bad_fairseq_config_is_named():
 def test_validated_boundaries_still_build():
     """The edges of each range are accepted: no dropout, LayerDrop 1, one mask step, no diversity."""
     cfg = dataclasses.replace(preset("tiny"), dropout=0.0, encoder_layerdrop=1.0, mask_prob=0.0, mask_length=1,
-                              mask_min_masks=0, diversity_weight=0.0, feature_grad_mult=0.0, latent_temp=(1.0, 1.0, 1.0))
+                              mask_min_masks=0, diversity_weight=0.0, feature_grad_mult=0.0,
+                              latent_temp=(1.0, 1.0, 1.0))
     build_pretraining_model(cfg)

@@ -103,8 +103,11 @@ class W2V2Config:
         def positive(name: str) -> tuple[str, bool, str]:
             return name, getattr(self, name) >= 1, "must be at least 1"
 
-        conv_ok = len(self.conv_layers) > 0 and all(len(b) == 3 and min(b) >= 1 for b in self.conv_layers)
-        t_max, t_min, t_decay = self.latent_temp
+        conv_ok = len(self.conv_layers) > 0 and all(
+            isinstance(b, tuple) and len(b) == 3 and all(isinstance(v, int) and v >= 1 for v in b)
+            for b in self.conv_layers)
+        t = self.latent_temp
+        temp_ok = len(t) == 3 and all(isinstance(v, (int, float)) for v in t) and 0 < t[1] <= t[0] and 0 < t[2] <= 1
         return [
             ("conv_layers", conv_ok, "needs at least one (channels, kernel, stride) block, every value >= 1"),
             ("extractor_mode", self.extractor_mode in ("group", "layer"), "must be 'group' or 'layer'"),
@@ -119,8 +122,7 @@ class W2V2Config:
             ("latent_groups", self.codevector_dim % max(self.latent_groups, 1) == 0,
              f"must divide the codevector width ({self.codevector_dim})"),
             ("latent_dim", self.latent_dim >= 0, "must be >= 0 (0: final_dim)"),
-            ("latent_temp", 0.0 < t_min <= t_max and 0.0 < t_decay <= 1.0,
-             "(max, min, decay) needs 0 < min <= max and 0 < decay <= 1"),
+            ("latent_temp", temp_ok, "(max, min, decay) needs 0 < min <= max and 0 < decay <= 1"),
             *map(prob, ("dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features",
                         "encoder_layerdrop", "final_dropout", "mask_prob", "mask_channel_prob")),
             ("mask_min_masks", self.mask_min_masks >= 0, "must be >= 0"),
