@@ -18,6 +18,15 @@ ConvSpec = tuple[tuple[int, int, int], ...]  # (channels, kernel, stride) per bl
 BASE_CONV: ConvSpec = ((512, 10, 5),) + ((512, 3, 2),) * 4 + ((512, 2, 2),) * 2
 
 
+def receptive_field(conv_layers: ConvSpec) -> int:
+    """Samples one output frame of the conv stack reads (400 for BASE_CONV, section 2)."""
+    r, s = 1, 1
+    for _, k, stride in conv_layers:
+        r += (k - 1) * s
+        s *= stride
+    return r
+
+
 @dataclass
 class W2V2Config:
     # feature encoder (section 2, "Feature encoder")
@@ -86,7 +95,7 @@ class W2V2Config:
 
     def _has_default_type(self, f: dataclasses.Field) -> bool:
         value, default = getattr(self, f.name), f.default
-        if isinstance(default, bool) or isinstance(default, str):
+        if isinstance(default, (bool, str)):
             return isinstance(value, type(default))
         if isinstance(default, int):
             return isinstance(value, int) and not isinstance(value, bool)
@@ -148,11 +157,7 @@ class W2V2Config:
 
     @property
     def receptive_field(self) -> int:
-        r, s = 1, 1
-        for _, k, stride in self.conv_layers:
-            r += (k - 1) * s
-            s *= stride
-        return r
+        return receptive_field(self.conv_layers)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..config import BASE_CONV, ConvSpec, W2V2Config
+from ..config import BASE_CONV, ConvSpec, receptive_field
 from ..model.feature_encoder import num_frames
 from .audio import SAMPLE_RATE, AudioError, iter_audio_blocks
 from .text import split_units
@@ -165,7 +165,7 @@ class Requirements:
 
     @property
     def min_samples(self) -> int:
-        return W2V2Config(conv_layers=self.conv_layers).receptive_field
+        return receptive_field(self.conv_layers)
 
     def frames(self, samples: int) -> int:
         return num_frames(self.conv_layers, samples)
