@@ -14,7 +14,9 @@ Variants:
   (inductor, ``dynamic=True``, since pre-training crops vary from batch to batch); compilation runs
   in each variant's first update, before the rounds, and is reported apart;
 - ``frozen``: the preset with ``feature_grad_mult`` 0, the feature encoder left at its random
-  initialisation and run without an autograd graph (no backward through the convolutions).
+  initialisation and run without an autograd graph (no backward through the convolutions);
+- ``wide``: the preset's Transformer at twice the width (512, FFN 2048, 8 heads), the same encoder;
+- ``deep``: the preset's Transformer with twice the blocks (8).
 
 Rounds alternate the order; the figures are medians of wall seconds per update and of the per-round
 ratio to ``tiny``, and the audio hours per wall-clock hour that the median update gives. Timings on
@@ -49,6 +51,10 @@ def build(variant: str) -> nn.Module:
         cfg = dataclasses.replace(cfg, conv_layers=COMPACT_CONV)
     if variant == "frozen":
         cfg = dataclasses.replace(cfg, feature_grad_mult=0.0)
+    if variant == "wide":
+        cfg = dataclasses.replace(cfg, encoder_embed_dim=512, encoder_ffn_embed_dim=2048, encoder_attention_heads=8)
+    if variant == "deep":
+        cfg = dataclasses.replace(cfg, encoder_layers=8)
     torch.manual_seed(0)
     model = build_pretraining_model(cfg)
     model.set_num_updates(0)
@@ -58,7 +64,7 @@ def build(variant: str) -> nn.Module:
         inner.encoder = torch.compile(inner.encoder, dynamic=True)
     return model.train()
 
-VARIANTS = ("tiny", "compact", "compiled", "frozen")
+VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep")
 
 
 def main(argv: list[str] | None = None) -> None:
