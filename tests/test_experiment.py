@@ -174,3 +174,14 @@ def test_ablation_trains_each_variant_with_its_switches(tmp_path):
     assert (paper["quantize_input"], paper["quantize_targets"]) == (False, True)
     rows = [r for r in (tmp_path / "abl" / "ablation.md").read_text().splitlines() if r.startswith("| ")][1:]
     assert len(rows) == 2 and all(len(re.findall(r"\| \d+\.\d+ ", r)) >= 4 for r in rows), rows
+
+
+def test_budget_reinitialises_top_blocks_of_pretrained_models_only():
+    from w2v2.experiment.budget import SCALES
+    demo = SCALES["demo"]
+    pre = demo.finetune_args("train.tsv", "dev.tsv", Path("out"), "pre/best", seed=1)
+    scratch = demo.finetune_args("train.tsv", "dev.tsv", Path("out"), "none", seed=1)
+    i = pre.index("--reinit-blocks")
+    assert pre[i + 1] == str(demo.reinit_blocks) == "1"
+    assert "--reinit-blocks" not in scratch  # the finetune command refuses it with --init none
+    assert "--reinit-blocks" not in SCALES["real"].finetune_args("t", "d", Path("o"), "pre/best", seed=1)
