@@ -62,7 +62,7 @@ class Budget:
 # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores; the output layer
 # at 10x the rate (see "real"). The top Transformer block of the pre-trained model starts fresh
 # (docs/small_compute.md, rows U-*: after 5 minutes of pre-training the pre-trained top block kept
-# 15-minute fine-tuning on the all-blank plateau for 250 of 400 updates, dev CER 89.3 and 81.5 in two
+# 15-minute fine-tuning on the all-blank plateau for 250 of 400 updates, dev CER 89.3 and 81.1 in two
 # seeds; re-initialised, 67.8, and the frozen phase 72.6; from scratch 68.6)
 DEMO = Budget(
     preset="tiny",
