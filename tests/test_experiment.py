@@ -179,9 +179,20 @@ def test_ablation_trains_each_variant_with_its_switches(tmp_path):
 def test_budget_reinitialises_top_blocks_of_pretrained_models_only():
     from w2v2.experiment.budget import SCALES
     demo = SCALES["demo"]
-    pre = demo.finetune_args("train.tsv", "dev.tsv", Path("out"), "pre/best", seed=1)
-    scratch = demo.finetune_args("train.tsv", "dev.tsv", Path("out"), "none", seed=1)
+    pre = demo.finetune_args("train.tsv", 15.0, "dev.tsv", Path("out"), "pre/best", seed=1)
+    scratch = demo.finetune_args("train.tsv", 15.0, "dev.tsv", Path("out"), "none", seed=1)
     i = pre.index("--reinit-blocks")
     assert pre[i + 1] == str(demo.reinit_blocks) == "1"
     assert "--reinit-blocks" not in scratch  # the finetune command refuses it with --init none
-    assert "--reinit-blocks" not in SCALES["real"].finetune_args("t", "d", Path("o"), "pre/best", seed=1)
+    assert "--reinit-blocks" not in SCALES["real"].finetune_args("t", 10.0, "d", Path("o"), "pre/best", seed=1)
+
+
+@pytest.mark.parametrize("minutes,expected", [(10.0, 0.3), (30.0, 0.3), (30.01, 0.0), (60.0, 0.0)])
+@pytest.mark.parametrize("init", ["pre/best", "none"])
+def test_real_budget_masks_only_the_small_labeled_sets(minutes, expected, init):
+    """Time masks at 0.3 and channel masks at half of it for labeled sets up to 30 minutes, for
+    pre-trained and scratch models alike; none for an hour (docs/small_compute.md, row R2-masks)."""
+    from w2v2.experiment.budget import SCALES
+    args = SCALES["real"].finetune_args("t.tsv", minutes, "d.tsv", Path("o"), init, seed=1)
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert sets == [f"mask_prob={expected}", f"mask_channel_prob={expected / 2}"]

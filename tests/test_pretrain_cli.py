@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from train_utils import micro_config, tiny_train_args, write_corpus
 from w2v2.cli import main
 from w2v2.config import W2V2Config
+from w2v2.data.manifest import read_manifest, write_manifest
 from w2v2.interop.model_dir import full_state_dict, save_model_dir
 from w2v2.model import build_pretraining_model, preset
 from w2v2.train import pretrain
@@ -114,6 +115,22 @@ def test_one_seed_for_the_initialisation_and_the_data(manifest, tmp_path, record
     expected = build_pretraining_model(cfg).state_dict()
     for k, v in run["model"].state_dict().items():
         assert torch.equal(v, expected[k]), k
+
+
+# -- the held-out split --------------------------------------------------------------------------
+def test_the_held_out_part_of_train_is_capped_in_clips(manifest, tmp_path, recorded):
+    """Without --valid, 3 % of a 100-clip pool is held out (3 clips); --valid-max-clips 2 holds out
+    2 of those 3, and the rest is trained on."""
+    clips = read_manifest(manifest)
+    pool = [dataclasses.replace(clips[i % len(clips)], uid=f"u{i}") for i in range(100)]
+    write_manifest(tmp_path / "pool.tsv", pool)
+    assert pretrain_main(tmp_path / "pool.tsv", tmp_path / "a") == 0
+    assert pretrain_main(tmp_path / "pool.tsv", tmp_path / "b", "--valid-max-clips", "2") == 0
+    (uncapped, capped) = recorded
+    ids = lambda entries: {e.id for e in entries}  # noqa: E731
+    assert len(uncapped["task"].valid) == 3 and len(capped["task"].valid) == 2
+    assert ids(capped["task"].valid) < ids(uncapped["task"].valid)
+    assert ids(capped["entries"]) | ids(capped["task"].valid) == ids(pool) and len(capped["entries"]) == 98
 
 
 # -- --init ---------------------------------------------------------------------------------------

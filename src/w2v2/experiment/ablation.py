@@ -15,6 +15,7 @@ from ..analysis.report import markdown_table
 from ..train.logs import read_log
 from .budget import SCALES
 from .lowres import check_disjoint
+from .report import minutes_of
 from .stages import StageRunner
 
 VARIANTS: dict[str, list[str]] = {
@@ -46,12 +47,12 @@ def run_ablation(args: argparse.Namespace) -> Path:
     names = list(VARIANTS) if not args.variants else [n for n in VARIANTS if slug(n) in args.variants]
     if not names:
         raise ValueError(f"no variant matches {args.variants}; choose from {[slug(n) for n in VARIANTS]}")
-    rows = []
+    rows, labeled_minutes = [], minutes_of(Path(args.labeled))
     for name in names:
         d = out / slug(name)
         runner.run(f"pretrain {name}", b.pretrain_args(args.unlabeled, d / "pretrain", args.seed, VARIANTS[name]),
                    d / "pretrain", resumable=True)
-        runner.run(f"finetune {name}", b.finetune_args(args.labeled, args.dev, d / "finetune",
+        runner.run(f"finetune {name}", b.finetune_args(args.labeled, labeled_minutes, args.dev, d / "finetune",
                                                        str(d / "pretrain" / "best"), args.seed),
                    d / "finetune", resumable=True)
         runner.run(f"evaluate {name}", ["evaluate", str(d / "finetune" / "best"), args.test, "--out",

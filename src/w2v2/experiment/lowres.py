@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..data.manifest import read_manifest
 from .budget import SCALES
-from .report import eval_dir, finetune_dir, manifest_names, write_report
+from .report import eval_dir, finetune_dir, manifest_names, minutes_of, write_report
 from .stages import StageRunner
 
 RESCORE_TRIALS = 100
@@ -63,7 +63,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
     runner.run("pretrain", b.pretrain_args(args.unlabeled, pre, args.seed), pre, resumable=True)
     for lab, init, name, ft in runs:
         init_dir = str(pre / "best") if init == "pretrained" else "none"
-        runner.run(f"finetune {name}", b.finetune_args(str(lab), args.dev, ft, init_dir, args.seed), ft, resumable=True)
+        runner.run(f"finetune {name}", b.finetune_args(str(lab), minutes_of(lab), args.dev, ft, init_dir, args.seed), ft, resumable=True)
     lm = out / "lm"
     arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),

@@ -204,7 +204,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.valid:
         valid = read_manifest(args.valid)
     else:
-        entries, valid = split_heldout(entries, 0.03, tcfg.seed)
+        entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
     task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed)
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
@@ -231,7 +231,10 @@ def override_config(cfg: W2V2Config, assignments: list[str]) -> W2V2Config:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="self-supervised pre-training on unlabeled audio")
     p.add_argument("--train", required=True, help="manifest of unlabeled audio")
-    p.add_argument("--valid", help="held-out manifest (default: 3%% of --train)")
+    p.add_argument("--valid", help="held-out manifest (default: 3%% of --train, at most --valid-max-clips clips)")
+    p.add_argument("--valid-max-clips", type=int, default=200, metavar="N",
+                   help="without --valid, hold out at most N clips of --train, so that validation (each clip "
+                        "scored alone) costs the same however large the pool (default 200)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, best/ and last/ models)")
     p.add_argument("--preset", help="tiny | base | large | large_lv60 | xlsr_300m (default tiny, when neither "
                    "--config nor --init gives the model)")
