@@ -76,3 +76,27 @@ def test_validated_boundaries_still_build():
                               mask_min_masks=0, diversity_weight=0.0, feature_grad_mult=0.0,
                               latent_temp=(1.0, 1.0, 1.0))
     build_pretraining_model(cfg)
+
+
+def test_the_choice_vocabularies_are_those_the_components_implement():
+    """Every choice the config accepts builds (the feature encoder's norm layout) or computes (the
+    diversity term); a choice the config refuses, the component refuses with the same words."""
+    import torch
+
+    from w2v2.config import DIVERSITY_FORMS, EXTRACTOR_MODES
+    from w2v2.model.feature_encoder import build_feature_encoder
+    from w2v2.model.losses import diversity_loss
+
+    probs = torch.full((2, 4), 0.25)
+    for mode in EXTRACTOR_MODES:
+        W2V2Config(extractor_mode=mode)
+        assert build_feature_encoder(((8, 10, 5),), mode, bias=False)(torch.zeros(1, 400))[0].shape == (1, 79, 8)
+    for form in DIVERSITY_FORMS:
+        W2V2Config(diversity_form=form)
+        assert torch.isfinite(diversity_loss(probs, torch.tensor(8.0), form))
+    with pytest.raises(ValueError, match="extractor_mode='batch': must be 'group' or 'layer'"):
+        W2V2Config(extractor_mode="batch")
+    with pytest.raises(ValueError, match="extractor_mode must be 'group' or 'layer', got 'batch'"):
+        build_feature_encoder(((8, 10, 5),), "batch", bias=False)
+    with pytest.raises(ValueError, match="diversity_form must be 'perplexity' or 'entropy', got 'kl'"):
+        diversity_loss(probs, torch.tensor(8.0), "kl")

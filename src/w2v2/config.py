@@ -27,6 +27,17 @@ def receptive_field(conv_layers: ConvSpec) -> int:
     return r
 
 
+# The choices of the string-valued fields, spelled once: the config checks them, the components
+# that implement them (build_feature_encoder, diversity_loss) refuse anything else.
+EXTRACTOR_MODES = ("group", "layer")  # GroupNorm on the first conv block (BASE) / LayerNorm on every one
+DIVERSITY_FORMS = ("perplexity", "entropy")  # fairseq's and transformers' term / the paper's eq. 4
+
+
+def one_of(choices: tuple[str, ...]) -> str:
+    """``must be 'a' or 'b'``: the message of a refused choice."""
+    return "must be " + " or ".join(repr(c) for c in choices)
+
+
 @dataclass
 class W2V2Config:
     # feature encoder (section 2, "Feature encoder")
@@ -119,7 +130,7 @@ class W2V2Config:
         temp_ok = len(t) == 3 and all(isinstance(v, (int, float)) for v in t) and 0 < t[1] <= t[0] and 0 < t[2] <= 1
         return [
             ("conv_layers", conv_ok, "needs at least one (channels, kernel, stride) block, every value >= 1"),
-            ("extractor_mode", self.extractor_mode in ("group", "layer"), "must be 'group' or 'layer'"),
+            ("extractor_mode", self.extractor_mode in EXTRACTOR_MODES, one_of(EXTRACTOR_MODES)),
             *map(positive, ("encoder_embed_dim", "encoder_layers", "encoder_ffn_embed_dim",
                             "encoder_attention_heads", "conv_pos", "conv_pos_groups", "latent_vars",
                             "latent_groups", "final_dim", "mask_length", "mask_channel_length", "mask_copies",
@@ -139,7 +150,7 @@ class W2V2Config:
             ("logit_temp", self.logit_temp > 0, "must be > 0"),
             ("diversity_weight", self.diversity_weight >= 0, "must be >= 0"),
             ("feature_pen_weight", self.feature_pen_weight >= 0, "must be >= 0"),
-            ("diversity_form", self.diversity_form in ("perplexity", "entropy"), "must be 'perplexity' or 'entropy'"),
+            ("diversity_form", self.diversity_form in DIVERSITY_FORMS, one_of(DIVERSITY_FORMS)),
             ("feature_grad_mult", self.feature_grad_mult >= 0, "must be >= 0"),
             ("vocab_size", self.vocab_size >= 0, "must be >= 0 (0: no CTC head)"),
         ]

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import EXTRACTOR_MODES, one_of
 from .masking import lengths_to_mask
 
 
@@ -122,8 +123,8 @@ def build_feature_encoder(conv_layers: tuple[tuple[int, int, int], ...], mode: s
                           bias: bool) -> FeatureEncoder:
     """``mode`` "group": GroupNorm(C, C) on the first block only (BASE); "layer": LayerNorm after
     every conv (LARGE-LV60, XLS-R)."""
-    if mode not in ("group", "layer"):
-        raise ValueError(f"extractor_mode must be 'group' or 'layer', got {mode!r}")
+    if mode not in EXTRACTOR_MODES:
+        raise ValueError(f"extractor_mode {one_of(EXTRACTOR_MODES)}, got {mode!r}")
     blocks, in_ch = [], 1
     for i, (ch, k, s) in enumerate(conv_layers):
         norm: nn.Module | None = None

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import DIVERSITY_FORMS, one_of
+
 
 def contrastive_logits(context: Tensor, targets: Tensor, negatives: Tensor, temperature: float,
                        eps: float = 1e-8) -> Tensor:
@@ -58,4 +60,4 @@ def diversity_loss(avg_probs: Tensor, prob_perplexity: Tensor, form: str = "perp
         return (g * v - prob_perplexity) / (g * v)
     if form == "entropy":
         return torch.sum(avg_probs * torch.log(avg_probs + 1e-7)) / (g * v)
-    raise ValueError(f"diversity_form must be 'perplexity' or 'entropy', got {form!r}")
+    raise ValueError(f"diversity_form {one_of(DIVERSITY_FORMS)}, got {form!r}")
