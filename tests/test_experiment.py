@@ -2,6 +2,7 @@
 and a second invocation redoes nothing."""
 
 import argparse
+import dataclasses
 import json
 import re
 import shutil
@@ -196,3 +197,29 @@ def test_real_budget_masks_only_the_small_labeled_sets(minutes, expected, init):
     args = SCALES["real"].finetune_args("t.tsv", minutes, "d.tsv", Path("o"), init, seed=1)
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert sets == [f"mask_prob={expected}", f"mask_channel_prob={expected / 2}"]
+
+
+def test_the_demo_holds_out_a_fixed_number_of_clips_however_large_its_pool(tmp_path, monkeypatch):
+    """The demo budget's pre-training command, parsed and run up to the trainer: a pool of 2,000
+    clips (3 %: 60) holds out 24, one of 300 (3 %: 9) holds out 9."""
+    from train_utils import write_corpus
+    from w2v2.cli import main
+    from w2v2.data.manifest import read_manifest, write_manifest
+    from w2v2.experiment.budget import SCALES
+    from w2v2.train import pretrain
+
+    held = []
+
+    class Recorder:
+        def __init__(self, task, *args, **kwargs):
+            held.append(len(task.valid))
+            raise SystemExit(0)
+
+    monkeypatch.setattr(pretrain, "Trainer", Recorder)
+    clips = read_manifest(write_corpus(tmp_path / "audio", n=2))
+    for n in (2000, 300):
+        pool = tmp_path / f"pool{n}.tsv"
+        write_manifest(pool, [dataclasses.replace(clips[i % 2], uid=f"u{i}") for i in range(n)])
+        with pytest.raises(SystemExit):
+            main(SCALES["demo"].pretrain_args(str(pool), tmp_path / f"run{n}", seed=1))
+    assert held == [24, 9]
