@@ -142,7 +142,8 @@ class Param(torch.nn.Module):
 def make_trainer(tmp_path, corpus, bad, resume=False, **kw):
     from w2v2.data.manifest import read_manifest
     from w2v2.train.config import TrainConfig
-    cfg = TrainConfig(max_updates=6, lr=0.1, precision="fp32", num_workers=0, max_tokens=30000,
+    kw.setdefault("precision", "fp32")
+    cfg = TrainConfig(max_updates=6, lr=0.1, num_workers=0, max_tokens=30000,
                       max_sample_size=16000, min_sample_size=4000, validate_every=100, save_every=100, **kw)
     return Trainer(NaNTask(bad), Param(), read_manifest(corpus[0]), cfg, tmp_path / "run", {}, resume=resume)
 
@@ -162,6 +163,17 @@ def test_non_finite_updates_are_skipped_and_counted(tmp_path, corpus):
     assert result["skipped_updates"] == 2
     assert [u for u, unchanged in seen if unchanged] == [2, 3]
     assert torch.isfinite(trainer.model.w).all()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_the_trainer_runs_auto_precision_in_what_the_cpu_computes(tmp_path, corpus, monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    trainer = make_trainer(tmp_path, corpus, bad=set(), precision="auto", device="cpu")
+    with trainer.autocast():
+        product = trainer.model.w[None] @ trainer.model.w[:, None]
+    assert product.dtype == (torch.bfloat16 if native else torch.float32)
+    assert trainer.train()["precision"] == ("bf16" if native else "fp32")
 
 
 def test_too_many_non_finite_updates_stop_with_a_message(tmp_path, corpus):

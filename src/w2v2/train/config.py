@@ -29,7 +29,7 @@ class TrainConfig:
     max_tokens: int = 1_400_000  # samples per micro-batch
     max_sample_size: int = 250_000
     min_sample_size: int = 32_000
-    precision: str = "bf16"  # "fp32", "bf16" (autocast, CPU or CUDA), "fp16" (CUDA, loss scaler)
+    precision: str = "auto"  # "auto" (bf16 where native, else fp32: precision.py), "fp32", "bf16", "fp16" (CUDA)
     max_bad_updates: int = 20  # stop after this many non-finite updates in a row
     # waveform augmentation of the training clips (data/augment.py; 0 = off)
     augment_speed: float = 0.0  # speed factor uniform in [1 - x, 1 + x]

@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..model import build_model, build_pretraining_model, preset
+from .precision import autocast, resolve_precision
 
 PAPER = {"base": (1.6, 64, 400_000), "large": (2.3, 128, 250_000), "large_lv60": (5.2, 128, 600_000)}
 BATCH_AUDIO_SECONDS = {"base": 1.4e6 * 64 / 16000, "large": 1.2e6 * 128 / 16000, "large_lv60": 1.2e6 * 128 / 16000}
@@ -35,8 +36,11 @@ def forward_flops(name: str, seconds: float) -> float:
     return float(counter.get_total_flops())
 
 
-def measure_local(name: str, clip_seconds: float, batch: int, steps: int) -> tuple[float, float]:
-    """(seconds per training step, peak resident memory growth in bytes) on this machine, bf16."""
+def measure_local(name: str, clip_seconds: float, batch: int, steps: int) -> tuple[float, float, str]:
+    """(seconds per training step, peak resident memory growth in bytes, precision) on this machine, in
+    the precision training would pick here (bf16 where native, else fp32)."""
+    cpu = torch.device("cpu")
+    precision = resolve_precision("auto", cpu)
     torch.manual_seed(0)
     model = build_pretraining_model(preset(name)).train()
     x = torch.randn(batch, int(clip_seconds * 16000))
@@ -45,13 +49,13 @@ def measure_local(name: str, clip_seconds: float, batch: int, steps: int) -> tup
     times = []
     for _ in range(steps + 1):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast(precision, cpu):
             out = model(x, rng=rng)
         out.loss.backward()
         model.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    return float(np.median(times[1:])), float(peak)
+    return float(np.median(times[1:])), float(peak), precision
 
 
 def estimate(name: str, hours: float, updates: int, gpus: int, gpu_tflops: float | None, local_steps: int) -> str:
@@ -60,7 +64,7 @@ def estimate(name: str, hours: float, updates: int, gpus: int, gpu_tflops: float
     train_per_second = 3 * per_second
     batch_seconds = BATCH_AUDIO_SECONDS.get(name, 8 * 4.0)
     clip, batch = (4.0, 8) if name == "tiny" else (4.0, 2)
-    step_s, mem = measure_local(name, clip, batch, local_steps)
+    step_s, mem, precision = measure_local(name, clip, batch, local_steps)
     local_rate = train_per_second * clip * batch / step_s
     if gpu_tflops is None:  # calibrate on the paper's BASE run
         days, n, ups = PAPER["base"]
@@ -73,7 +77,7 @@ def estimate(name: str, hours: float, updates: int, gpus: int, gpu_tflops: float
         f"{train_per_second / 1e9:.1f} GFLOP",
         f"batch per update: {batch_seconds / 3600:.2f} h of audio ({epochs:.1f} passes over {hours:g} h in {updates:,} updates)",
         f"total: {total:.3g} FLOP",
-        f"this machine: {step_s:.2f} s per update of {batch} x {clip:g} s (bf16) = {local_rate / 1e9:.1f} GFLOP/s; "
+        f"this machine: {step_s:.2f} s per update of {batch} x {clip:g} s ({precision}) = {local_rate / 1e9:.1f} GFLOP/s; "
         f"activations ~{mem / (clip * batch) / 1e6:.0f} MB per second of audio "
         f"(~{mem / (clip * batch) * 1.4e6 / 16000 / 1e9:.1f} GB for a 1.4M-sample GPU batch)",
         f"the whole run here: {total / local_rate / 86400:,.1f} days",

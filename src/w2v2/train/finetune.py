@@ -45,11 +45,16 @@ class FinetuneRecipe:
 
 
 RECIPES = {
-    "10min": FinetuneRecipe(13_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
-    "1h": FinetuneRecipe(13_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
-    "10h": FinetuneRecipe(20_000, 5e-5, 10_000, 0.65, 0.25, 0.05),
-    "100h": FinetuneRecipe(80_000, 3e-5, 0, 0.65, 0.25, 0.1),
-    "960h": FinetuneRecipe(320_000, 1e-4, 0, 0.5, 0.1, 0.1),
+    "10min": FinetuneRecipe(max_updates=13_000, lr=5e-5, freeze_updates=10_000,
+                            mask_prob=0.65, mask_channel_prob=0.25, layerdrop=0.05),
+    "1h": FinetuneRecipe(max_updates=13_000, lr=5e-5, freeze_updates=10_000,
+                         mask_prob=0.65, mask_channel_prob=0.25, layerdrop=0.05),
+    "10h": FinetuneRecipe(max_updates=20_000, lr=5e-5, freeze_updates=10_000,
+                          mask_prob=0.65, mask_channel_prob=0.25, layerdrop=0.05),
+    "100h": FinetuneRecipe(max_updates=80_000, lr=3e-5, freeze_updates=0,
+                           mask_prob=0.65, mask_channel_prob=0.25, layerdrop=0.1),
+    "960h": FinetuneRecipe(max_updates=320_000, lr=1e-4, freeze_updates=0,
+                           mask_prob=0.5, mask_channel_prob=0.1, layerdrop=0.1),
 }
 
 
@@ -59,11 +64,12 @@ def finetune_defaults(recipe: FinetuneRecipe, max_updates: int | None) -> TrainC
     freeze = round(recipe.freeze_updates * updates / recipe.max_updates)
     return TrainConfig(lr=recipe.lr, eps=1e-8, weight_decay=0.0, schedule="tri_stage", max_updates=updates,
                        freeze_encoder_updates=freeze, max_tokens=3_200_000, max_sample_size=10**9,
-                       min_sample_size=400, clip_norm=0.0, precision="bf16", validate_every=1000, save_every=1000)
+                       min_sample_size=400, clip_norm=0.0, validate_every=1000, save_every=1000)
 
 
 def finetune_model_config(cfg: W2V2Config, recipe: FinetuneRecipe, vocab_size: int) -> W2V2Config:
-    return dataclasses.replace(cfg, vocab_size=vocab_size, mask_prob=recipe.mask_prob, mask_length=10,
+    return dataclasses.replace(cfg, vocab_size=vocab_size,
+                            mask_prob=recipe.mask_prob, mask_length=10,
                                mask_channel_prob=recipe.mask_channel_prob, mask_channel_length=64,
                                encoder_layerdrop=recipe.layerdrop, feature_grad_mult=0.0, dropout=0.0,
                                attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0,

@@ -31,6 +31,7 @@ from .checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device, same_on_all_ranks
 from .logs import RunLog
+from .precision import autocast, resolve_precision
 from .schedule import lr_multiplier
 
 
@@ -103,10 +104,7 @@ class Trainer:
         self.dist: DistInfo = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.world_size > 1:
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
-        if cfg.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 training needs CUDA (it uses a loss scaler); use --precision bf16 on CPU")
-        if cfg.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
+        self.precision = resolve_precision(cfg.precision, self.device)
         self.entries = [e for e in entries if e.samples >= cfg.min_sample_size]
         self.dropped_short = len(entries) - len(self.entries)
         if not same_on_all_ranks([len(self.entries), sum(e.samples for e in self.entries)], self.dist, self.device):
@@ -132,7 +130,7 @@ class Trainer:
         self.schedule = schedule = lr_multiplier(cfg)  # the logged "lr" is the schedule's; groups scale it
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, [lambda u, f=g.factor: schedule(u) * f(u) for g in groups])
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.model_config_dict = model_config_dict
         self.num_updates, self.epoch, self.position = 0, 0, 0
         self.best: float | None = None
@@ -176,10 +174,7 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def autocast(self):
-        if self.cfg.precision == "fp32":
-            return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device)
 
     def epoch_batches(self, epoch: int, start: int) -> tuple[int, Iterator[Batch]]:
         """The number of batches this rank reads in ``epoch`` from batch ``start`` on, and their
@@ -221,6 +216,8 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / "train_config.json")
+            tqdm.write(f"training on {self.device} in {self.precision}"
+                       + (" (auto)" if cfg.precision == "auto" else ""))
         self.task.on_update(self.model, self.num_updates)
         start_time, wait_time, t_last = time.time(), 0.0, time.time()
         acc: dict[str, float] = {}
@@ -266,7 +263,7 @@ class Trainer:
             self.validate()  # stopped on time: validate and save what we have
         self.log.close()
         return {"num_updates": self.num_updates, "best": self.best, "skipped_updates": self.skipped,
-                "dropped_short": self.dropped_short, "wall_seconds": time.time() - start_time}
+                "dropped_short": self.dropped_short, "precision": self.precision, "wall_seconds": time.time() - start_time}
 
     def forward_backward(self, batch: Batch, epoch: int, gidx: int, last: bool) -> StepResult:
         cfg = self.cfg

@@ -66,11 +66,11 @@ def preset_recipe(name: str) -> TrainConfig:
     """Per preset: the paper's BASE / LARGE recipes, and a CPU recipe for ``tiny``."""
     if name == "tiny":
         return TrainConfig(lr=5e-4, warmup_fraction=0.08, max_updates=1500, clip_norm=10.0, max_tokens=8 * 64000,
-                           max_sample_size=64000, min_sample_size=8000, precision="bf16", log_every=10,
+                           max_sample_size=64000, min_sample_size=8000, log_every=10,
                            validate_every=100, save_every=100, num_workers=1)
     lr = 5e-4 if name == "base" else 3e-4
     return TrainConfig(lr=lr, max_updates=400_000, max_tokens=1_400_000, max_sample_size=250_000,
-                       min_sample_size=32_000, precision="bf16", validate_every=5000, save_every=5000)
+                       min_sample_size=32_000, validate_every=5000, save_every=5000)
 
 
 class PretrainTask:
