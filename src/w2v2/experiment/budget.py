@@ -144,7 +144,8 @@ SCALES = {
     # updates (rows FT-P4-h10-mask-2000), and in the whole run with them (row R2-masks) 2.6 with ten
     # minutes (dev CER 64.7 against 67.3; scratch 73.6 against 74.8), but the one-hour models lost 5
     # (dev CER 67.2 against 62.2 at 1,200 updates): masks (time 0.3, channel 0.15) for labeled sets
-    # of up to 30 minutes only, as the paper's fine-tuning configs also vary them by set (row R3).
+    # of up to 30 minutes only, as the paper's fine-tuning configs also vary them by set (a whole run
+    # with this rule, row R3, is not yet measured: it needs a machine with native bf16 or 5x the time).
     # No frozen-Transformer phase:
     # when a pre-trained Transformer joins at the peak lr, Adam's first steps (empty moments) move
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
