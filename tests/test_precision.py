@@ -3,14 +3,10 @@
 import pytest
 import torch
 
+from train_utils import cpu_with_bf16
 from w2v2.train import precision as P
 
 CPU = torch.device("cpu")
-
-
-def cpu_with_bf16(monkeypatch, avx512_bf16: bool, amx: bool) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
 
 
 @pytest.mark.parametrize("avx512_bf16,amx,expected", [(False, False, "fp32"), (True, False, "bf16"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train_utils import micro_config, write_corpus
+from train_utils import cpu_with_bf16, micro_config, write_corpus
 from w2v2.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
 from w2v2.train.loop import StepResult, Trainer, TrainingStopped, one_group
 
@@ -167,8 +167,7 @@ def test_non_finite_updates_are_skipped_and_counted(tmp_path, corpus):
 
 @pytest.mark.parametrize("native", [False, True])
 def test_the_trainer_runs_auto_precision_in_what_the_cpu_computes(tmp_path, corpus, monkeypatch, native):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    cpu_with_bf16(monkeypatch, avx512_bf16=False, amx=native)
     trainer = make_trainer(tmp_path, corpus, bad=set(), precision="auto", device="cpu")
     with trainer.autocast():
         product = trainer.model.w[None] @ trainer.model.w[:, None]

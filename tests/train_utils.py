@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from w2v2.config import W2V2Config
 from w2v2.data.manifest import Entry, write_manifest
@@ -63,3 +64,9 @@ def tiny_train_args(updates: int) -> list[str]:
     return ["--max-updates", str(updates), "--precision", "fp32", "--num-workers", "0", "--max-tokens", "60000",
             "--min-sample-size", "4000", "--max-sample-size", "16000", "--validate-every", "100", "--save-every",
             "100", "--log-every", "1"]
+
+
+def cpu_with_bf16(monkeypatch, avx512_bf16: bool, amx: bool) -> None:
+    """Make torch's CPU probes report the given bf16 hardware (w2v2.train.precision reads them)."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)

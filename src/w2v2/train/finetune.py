@@ -68,8 +68,7 @@ def finetune_defaults(recipe: FinetuneRecipe, max_updates: int | None) -> TrainC
 
 
 def finetune_model_config(cfg: W2V2Config, recipe: FinetuneRecipe, vocab_size: int) -> W2V2Config:
-    return dataclasses.replace(cfg, vocab_size=vocab_size,
-                            mask_prob=recipe.mask_prob, mask_length=10,
+    return dataclasses.replace(cfg, vocab_size=vocab_size, mask_prob=recipe.mask_prob, mask_length=10,
                                mask_channel_prob=recipe.mask_channel_prob, mask_channel_length=64,
                                encoder_layerdrop=recipe.layerdrop, feature_grad_mult=0.0, dropout=0.0,
                                attention_dropout=0.0, activation_dropout=0.1, dropout_input=0.0,
