@@ -144,15 +144,17 @@ SCALES = {
     # updates (rows FT-P4-h10-mask-2000), and in the whole run with them (row R2-masks) 2.6 with ten
     # minutes (dev CER 64.7 against 67.3; scratch 73.6 against 74.8), but the one-hour models lost 5
     # (dev CER 67.2 against 62.2 at 1,200 updates): masks (time 0.3, channel 0.15) for labeled sets
-    # of up to 30 minutes only, as the paper's fine-tuning configs also vary them by set (a whole run
-    # with this rule, row R3, is not yet measured: it needs a machine with native bf16 or 5x the time).
+    # of up to 30 minutes only, as the paper's fine-tuning configs also vary them by set (the whole
+    # run with this rule, row R3: dev CER 63.8 / 57.1 pre-trained against 75.6 / 69.8 from scratch).
     # No frozen-Transformer phase:
     # when a pre-trained Transformer joins at the peak lr, Adam's first steps (empty moments) move
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
     # Update caps sized to what the minutes allow since the FFT positional conv, the matmul
-    # contrastive logits and the feature cache (0.7 s per pre-training update in the 2026-12-02 real
-    # run, 4,000 in 46 min; about 0.25 s per fine-tuning update): the schedules then run to their end.
+    # contrastive logits and the feature cache (0.7 s per pre-training update in bf16 on an AVX-512
+    # machine, 4,000 in 46 min; about 0.25 s per fine-tuning update): the schedules then run to their
+    # end there. An AVX2-only machine trains in fp32 at about 1.03 s per update and stops at the
+    # 60-minute cap (row R3: 3,483 updates; 1,555-1,706 fine-tuning updates in 8 minutes).
     # The top block is kept: re-initialised after this budget's length of pre-training it gained
     # nothing (rows FT-P4-h10-reinit1-2000: dev CER 68.0 / 66.7 in two seeds against 66.7 / 66.6).
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=4000, pretrain_minutes=60.0,
