@@ -188,6 +188,20 @@ def test_budget_reinitialises_top_blocks_of_pretrained_models_only():
     assert "--reinit-blocks" not in SCALES["real"].finetune_args("t", 10.0, "d", Path("o"), "pre/best", seed=1)
 
 
+@pytest.mark.parametrize("scale,pace", [("demo", "time"), ("short", "time"), ("real", "time"), ("ci", "updates")])
+def test_time_limited_budgets_pace_their_fine_tuning_schedule_by_the_clock(scale, pace):
+    """docs/small_compute.md, row FT-time: the fine-tuning schedules of the minute-bound budgets
+    decay by the end of their minutes; ci keeps the update count (a deterministic smoke test)."""
+    import argparse
+    from w2v2.experiment.budget import SCALES
+    from w2v2.train.finetune import register
+    args = SCALES[scale].finetune_args("t.tsv", 10.0, "d.tsv", Path("o"), "pre/best", seed=1)
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    register(sub)
+    parsed = sub.choices["finetune"].parse_args(args[1:])
+    assert parsed.schedule_pace == pace
+
+
 @pytest.mark.parametrize("minutes,expected", [(10.0, 0.3), (30.0, 0.3), (30.01, 0.0), (60.0, 0.0)])
 @pytest.mark.parametrize("init", ["pre/best", "none"])
 def test_real_budget_masks_only_the_small_labeled_sets(minutes, expected, init):

@@ -143,7 +143,8 @@ def make_trainer(tmp_path, corpus, bad, resume=False, **kw):
     from w2v2.data.manifest import read_manifest
     from w2v2.train.config import TrainConfig
     kw.setdefault("precision", "fp32")
-    cfg = TrainConfig(max_updates=6, lr=0.1, num_workers=0, max_tokens=30000,
+    kw.setdefault("max_updates", 6)
+    cfg = TrainConfig(lr=0.1, num_workers=0, max_tokens=30000,
                       max_sample_size=16000, min_sample_size=4000, validate_every=100, save_every=100, **kw)
     return Trainer(NaNTask(bad), Param(), read_manifest(corpus[0]), cfg, tmp_path / "run", {}, resume=resume)
 
@@ -191,3 +192,69 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, corpus):
     other.model_config_dict = {"encoder_layers": 4}
     with pytest.raises(ValueError, match=r"another model configuration \(differs in \['encoder_layers'\]\)"):
         other.resume()
+
+
+class UpdateClock:
+    """A clock that moves 6 s per finished update of ``trainer``."""
+
+    def __init__(self, trainer, offset=0.0):
+        self.trainer, self.offset = trainer, offset
+
+    def __call__(self):
+        return self.offset + 6.0 * self.trainer.num_updates
+
+
+def rates_used(trainer):
+    """The learning rate of every update the trainer makes."""
+    seen, original = [], trainer.optimizer_step
+
+    def spy(results, acc):
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        original(results, acc)
+
+    trainer.optimizer_step = spy
+    return seen
+
+
+@pytest.mark.parametrize("pace", ["updates", "time"])
+def test_a_time_paced_schedule_has_decayed_when_the_clock_stops_the_run(tmp_path, corpus, pace):
+    """100 scheduled updates, 6 s each, a 1-minute limit: the run stops after 11 updates either way.
+    Paced by updates the rate is still near its peak then (polynomial decay, 8 % warm-up); paced by
+    time the schedule stands at 10x the update count (hand values), past its end at the last one."""
+    trainer = make_trainer(tmp_path, corpus, bad=set(), max_minutes=1.0, schedule_pace=pace, max_updates=100)
+    trainer.clock = UpdateClock(trainer)
+    seen = rates_used(trainer)
+    assert trainer.train()["num_updates"] == 11
+    if pace == "updates":
+        expect = [0.1 * (u + 1) / 8 for u in range(8)] + [0.1 * (100 - u) / 92 for u in (8, 9, 10)]
+    else:
+        expect = [0.1 * 1 / 8] + [0.1 * (100 - 10 * u) / 92 for u in range(1, 11)]
+    assert seen == pytest.approx(expect)
+
+
+def test_the_training_clock_counts_the_runs_a_resume_continues(tmp_path, corpus):
+    """4 updates (24 s) then a resume with a 1-minute limit: 7 more updates, not 11, and the
+    time-paced schedule continues where the first run's clock left it."""
+    first = make_trainer(tmp_path, corpus, bad=set(), max_minutes=1.0, schedule_pace="time", max_updates=100)
+    stop = first.optimizer_step
+
+    def stop_after_four(results, acc):  # as a crash would, after the checkpoint of update 4
+        stop(results, acc)
+        if first.num_updates == 4:
+            first.save(is_best=False)
+            raise KeyboardInterrupt
+    first.optimizer_step = stop_after_four
+    first.clock = UpdateClock(first)
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    again = make_trainer(tmp_path, corpus, bad=set(), resume=True, max_minutes=1.0, schedule_pace="time",
+                         max_updates=100)
+    again.clock = UpdateClock(again, offset=1000.0)  # another process: its clock starts elsewhere
+    seen = rates_used(again)
+    assert again.train()["num_updates"] == 11
+    assert seen == pytest.approx([0.1 * (100 - 10 * u) / 92 for u in range(4, 11)])
+
+
+def test_an_unknown_schedule_pace_is_refused(tmp_path, corpus):
+    with pytest.raises(ValueError, match="schedule_pace must be 'updates' or 'time', got 'minutes'"):
+        make_trainer(tmp_path, corpus, bad=set(), schedule_pace="minutes")

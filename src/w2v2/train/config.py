@@ -23,7 +23,10 @@ class TrainConfig:
     tri_stage: tuple[float, float, float] = (0.1, 0.4, 0.5)
     final_lr_scale: float = 0.05
     max_updates: int = 1000
-    max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
+    max_minutes: float = 0.0  # stop (and save) after this much training wall time, resumes included; 0 = no limit
+    # "updates": the schedule advances per update; "time": with max_minutes, by whichever of updates
+    # and training time is further along, so that it has decayed when the clock stops the run
+    schedule_pace: str = "updates"
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still logged)
     update_freq: int = 1  # gradient accumulation: micro-batches per update
     max_tokens: int = 1_400_000  # samples per micro-batch

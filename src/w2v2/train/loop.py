@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, pick_device, same_on_all_ranks
 from .logs import RunLog
 from .precision import autocast, resolve_precision
-from .schedule import lr_multiplier
+from .schedule import lr_multiplier, schedule_position
 
 
 @dataclass
@@ -127,9 +127,12 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([{"params": g.params} for g in groups], lr=cfg.lr, betas=cfg.betas,
                                            eps=cfg.eps, weight_decay=cfg.weight_decay,
                                            fused=self.device.type in ("cpu", "cuda"))
-        self.schedule = schedule = lr_multiplier(cfg)  # the logged "lr" is the schedule's; groups scale it
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, [lambda u, f=g.factor: schedule(u) * f(u) for g in groups])
+        self.schedule = lr_multiplier(cfg)  # the logged "lr" is the schedule's; groups scale it
+        self.lr_factors = [g.factor for g in groups]
+        self.clock: Callable[[], float] = time.time
+        self.start_time = self.clock()
+        self.seconds_before = 0.0  # training time of the runs this one resumes
+        self.schedule_at = 0.0  # the schedule's position (schedule_position), the same on every rank
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.model_config_dict = model_config_dict
         self.num_updates, self.epoch, self.position = 0, 0, 0
@@ -141,7 +144,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "scaler": self.scaler.state_dict(), "trained_seconds": self.trained_seconds(),
             "num_updates": self.num_updates, "epoch": self.epoch, "position": self.position,
             "best": self.best, "skipped": self.skipped, "torch_rng": torch.get_rng_state(),
             "model_config": self.model_config_dict, "train_config": self.cfg.__dict__ | {},
@@ -157,9 +160,9 @@ class Trainer:
                              f"(differs in {diff[:6]}); use a new output directory")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.num_updates, self.epoch, self.position = state["num_updates"], state["epoch"], state["position"]
+        self.seconds_before = float(state.get("trained_seconds", 0.0))
         self.best, self.skipped = state["best"], state["skipped"]
         torch.set_rng_state(state["torch_rng"])
         return True
@@ -205,10 +208,25 @@ class Trainer:
             epoch, start = epoch + 1, 0
             count, batches = following or self.epoch_batches(epoch, 0)
 
-    def out_of_time(self, start: float) -> bool:
-        """Whether ``--max-minutes`` has passed on any rank's clock (then every rank stops here)."""
-        over = time.time() - start > 60 * self.cfg.max_minutes
-        return all_reduce_sum([float(over)], self.dist, self.device)[0] > 0
+    def trained_seconds(self) -> float:
+        """Wall time of this training so far, the runs it resumes included."""
+        return self.seconds_before + self.clock() - self.start_time
+
+    def check_clock(self) -> bool:
+        """Whether ``--max-minutes`` has passed on any rank's clock (then every rank stops here);
+        moves the schedule to its position for the next update, from the ranks' mean clock so that
+        every rank steps with the same learning rate."""
+        seconds = self.trained_seconds()
+        over, total = all_reduce_sum([float(seconds > 60 * self.cfg.max_minutes), seconds], self.dist, self.device)
+        self.schedule_at = schedule_position(self.num_updates, total / self.dist.world_size, self.cfg)
+        return over > 0
+
+    def set_lr(self) -> None:
+        """Each group's rate for the coming update: the peak rate x the schedule at its position x
+        the group's factor."""
+        scale = self.cfg.lr * self.schedule(self.schedule_at)
+        for group, factor in zip(self.optimizer.param_groups, self.lr_factors):
+            group["lr"] = scale * factor(self.num_updates)
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -219,7 +237,8 @@ class Trainer:
             tqdm.write(f"training on {self.device} in {self.precision}"
                        + (" (auto)" if cfg.precision == "auto" else ""))
         self.task.on_update(self.model, self.num_updates)
-        start_time, wait_time, t_last = time.time(), 0.0, time.time()
+        self.start_time = self.clock()
+        wait_time, t_last = 0.0, time.time()
         acc: dict[str, float] = {}
         bar = tqdm(total=cfg.max_updates, initial=self.num_updates, disable=not self.dist.is_main,
                    desc="resumed" if resumed else "train", dynamic_ncols=True)
@@ -227,8 +246,10 @@ class Trainer:
         audio_seconds = 0.0
         try:
             while self.num_updates < cfg.max_updates:
-                if cfg.max_minutes and self.out_of_time(start_time):
+                self.schedule_at = float(self.num_updates)
+                if cfg.max_minutes and self.check_clock():
                     break
+                self.set_lr()
                 results: list[StepResult] = []
                 while len(results) < cfg.update_freq:
                     t0 = time.time()
@@ -263,7 +284,7 @@ class Trainer:
             self.validate()  # stopped on time: validate and save what we have
         self.log.close()
         return {"num_updates": self.num_updates, "best": self.best, "skipped_updates": self.skipped,
-                "dropped_short": self.dropped_short, "precision": self.precision, "wall_seconds": time.time() - start_time}
+                "dropped_short": self.dropped_short, "precision": self.precision, "wall_seconds": self.clock() - self.start_time}
 
     def forward_backward(self, batch: Batch, epoch: int, gidx: int, last: bool) -> StepResult:
         cfg = self.cfg
@@ -306,7 +327,6 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates += 1
-        self.scheduler.step()
         self.task.on_update(self.model, self.num_updates)
         sums = {k: sum(r.logs.get(k, 0.0) for r in results) for r in results for k in r.logs}
         for k, v in sums.items():
@@ -320,7 +340,7 @@ class Trainer:
         n = max(acc.get("sample_size", 1.0), 1.0)
         u = max(acc.get("updates", 1.0), 1.0)
         row = {"loss": acc.get("loss_sum", 0.0) / n, "gnorm": acc.get("gnorm_sum", 0.0) / u,
-               "lr": self.cfg.lr * self.schedule(self.num_updates), "ups": u / max(seconds, 1e-9),
+               "lr": self.cfg.lr * self.schedule(self.schedule_at), "ups": u / max(seconds, 1e-9),
                "audio_h_per_h": audio_seconds * self.dist.world_size / max(seconds, 1e-9),
                "stall": wait / max(seconds, 1e-9), "skipped": float(self.skipped)}
         row.update(self.task.summarize(acc))

@@ -1,4 +1,4 @@
-"""Learning-rate schedules as multipliers of the peak rate."""
+"""Learning-rate schedules as multipliers of the peak rate, paced by updates or by training time."""
 
 from __future__ import annotations
 
@@ -29,7 +29,20 @@ def warmup_updates(cfg: TrainConfig) -> int:
     return int(fraction * cfg.max_updates)
 
 
+def schedule_position(update: int, seconds: float, cfg: TrainConfig) -> float:
+    """Where the schedule stands after ``update`` updates and ``seconds`` of training. Paced by
+    time (``schedule_pace="time"`` with a ``max_minutes`` limit), the further along of the update
+    count and the elapsed share of the limit, in updates: a run cut by its clock on a slow machine
+    then ends at the bottom of its decay instead of part-way down (budgeted training: Li et al.
+    2020, "Budgeted Training: Rethinking Deep Neural Network Training Under Resource Constraints")."""
+    if cfg.schedule_pace == "updates" or cfg.max_minutes <= 0:
+        return float(update)
+    return max(float(update), seconds / (60 * cfg.max_minutes) * cfg.max_updates)
+
+
 def lr_multiplier(cfg: TrainConfig):
+    if cfg.schedule_pace not in ("updates", "time"):
+        raise ValueError(f"schedule_pace must be 'updates' or 'time', got {cfg.schedule_pace!r}")
     if cfg.schedule == "polynomial":
         warmup = warmup_updates(cfg)
         return lambda u: polynomial(u, cfg.max_updates, warmup)
