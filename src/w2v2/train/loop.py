@@ -212,14 +212,12 @@ class Trainer:
         """Wall time of this training so far, the runs it resumes included."""
         return self.seconds_before + self.clock() - self.start_time
 
-    def check_clock(self) -> bool:
-        """Whether ``--max-minutes`` has passed on any rank's clock (then every rank stops here);
-        moves the schedule to its position for the next update, from the ranks' mean clock so that
-        every rank steps with the same learning rate."""
+    def check_clock(self) -> tuple[bool, float]:
+        """Whether ``--max-minutes`` has passed on any rank's clock (then every rank stops here), and
+        the ranks' mean training time, which paces the schedule: every rank steps at the same rate."""
         seconds = self.trained_seconds()
         over, total = all_reduce_sum([float(seconds > 60 * self.cfg.max_minutes), seconds], self.dist, self.device)
-        self.schedule_at = schedule_position(self.num_updates, total / self.dist.world_size, self.cfg)
-        return over > 0
+        return over > 0, total / self.dist.world_size
 
     def set_lr(self) -> None:
         """Each group's rate for the coming update: the peak rate x the schedule at its position x
@@ -246,9 +244,10 @@ class Trainer:
         audio_seconds = 0.0
         try:
             while self.num_updates < cfg.max_updates:
-                self.schedule_at = float(self.num_updates)
-                if cfg.max_minutes and self.check_clock():
+                over, seconds = self.check_clock() if cfg.max_minutes else (False, 0.0)
+                if over:
                     break
+                self.schedule_at = schedule_position(self.num_updates, seconds, cfg)
                 self.set_lr()
                 results: list[StepResult] = []
                 while len(results) < cfg.update_freq:
