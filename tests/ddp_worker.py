@@ -32,7 +32,7 @@ class MeanTask:
         return StepResult(loss, batch.waveform.shape[0], {})
 
     def validate(self, model, device, autocast): return {"loss": 0.0}
-    def on_update(self, model, n): pass
+    def on_update(self, model, n, at): pass
     def frozen(self, model, n): return []
     def lr_groups(self, model): return one_group(model)
     def export(self, model, out): pass

@@ -115,6 +115,7 @@ class NaNTask:
 
     def __init__(self, bad):
         self.bad = bad
+        self.positions = []  # (num_updates, schedule position) of every on_update call
 
     def step(self, model, batch, rng, num_updates):
         loss = (model.w ** 2).sum() * batch.waveform.shape[0]
@@ -125,7 +126,7 @@ class NaNTask:
     def validate(self, model, device, autocast):
         return {"loss": float((model.w ** 2).sum())}
 
-    def on_update(self, model, n): pass
+    def on_update(self, model, n, at): self.positions.append((n, at))
     def frozen(self, model, n): return []
     def lr_groups(self, model): return one_group(model)
     def export(self, model, out): pass
@@ -230,6 +231,10 @@ def test_a_time_paced_schedule_has_decayed_when_the_clock_stops_the_run(tmp_path
     else:
         expect = [0.1 * 1 / 8] + [0.1 * (100 - 10 * u) / 92 for u in range(1, 11)]
     assert seen == pytest.approx(expect)
+    # the task learns the position each update ran at (fine-tuning's blank warning waits for the
+    # end of the warm-up by it)
+    step = 1 if pace == "updates" else 10
+    assert trainer.task.positions == [(0, 0.0)] + [(u + 1, float(step * u)) for u in range(11)]
 
 
 def test_the_training_clock_counts_the_runs_a_resume_continues(tmp_path, corpus):

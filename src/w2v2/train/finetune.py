@@ -97,7 +97,7 @@ class FinetuneTask:
     def __init__(self, cfg: W2V2Config, vocab: Vocabulary, valid: list[Entry], freeze_updates: int,
                  unknown: str, metric: str = "wer", feature_cache: FeatureCache | None = None,
                  warmup_updates: int = 0, head_lr_scale: float = 1.0, unfreeze_warmup_updates: int = 0) -> None:
-        self.warmup_updates, self.num_updates = warmup_updates, 0
+        self.warmup_updates, self.num_updates, self.schedule_at = warmup_updates, 0, 0.0
         self.head_lr_scale, self.unfreeze_warmup_updates = head_lr_scale, unfreeze_warmup_updates
         self.metric = metric  # model selection: dev WER (the paper), or CER when WER says little
         self.feature_cache = feature_cache
@@ -131,14 +131,14 @@ class FinetuneTask:
         hyps = [greedy_decode(em, self.vocab).text for em in emissions]
         refs = [e.text or "" for e in self.valid]
         blank = float(sum(int((em.argmax(-1) == 0).sum()) for em in emissions) / max(sum(len(em) for em in emissions), 1))
-        warning = blank_warning(blank, sum(not h for h in hyps) / max(len(hyps), 1), self.num_updates,
+        warning = blank_warning(blank, sum(not h for h in hyps) / max(len(hyps), 1), self.schedule_at,
                                 self.warmup_updates, self.freeze_updates)
         if warning:
             tqdm.write(f"warning (update {self.num_updates}): {warning}")
         return {"wer": 100 * word_error_rate(refs, hyps), "cer": 100 * char_error_rate(refs, hyps), "blank": blank}
 
-    def on_update(self, model: nn.Module, num_updates: int) -> None:
-        self.num_updates = num_updates
+    def on_update(self, model: nn.Module, num_updates: int, schedule_at: float) -> None:
+        self.num_updates, self.schedule_at = num_updates, schedule_at
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return list(model.wav2vec2.parameters()) if num_updates < self.freeze_updates else []
@@ -162,10 +162,11 @@ class FinetuneTask:
         return None
 
 
-def blank_warning(blank_share: float, empty_share: float, num_updates: int, warmup: int, frozen: int) -> str | None:
+def blank_warning(blank_share: float, empty_share: float, schedule_at: float, warmup: int, frozen: int) -> str | None:
     """The CTC blank plateau: after the warm-up, (almost) every dev frame is the blank and the
-    transcripts are (almost) all empty."""
-    if num_updates < max(warmup, 1) or (blank_share < 0.98 and empty_share < 0.9):
+    transcripts are (almost) all empty. ``schedule_at``: the schedule's position in updates (the
+    update count, or further along when the schedule is paced by the clock)."""
+    if schedule_at < max(warmup, 1) or (blank_share < 0.98 and empty_share < 0.9):
         return None
     causes = ["the learning rate (too high drives a small model to a constant output, too low keeps it there)",
               "too few updates (the plateau lasts a few hundred updates)"]

@@ -75,7 +75,7 @@ class Task(Protocol):
 
     def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult: ...
     def validate(self, model: nn.Module, device: torch.device, autocast: Any) -> dict[str, float]: ...
-    def on_update(self, model: nn.Module, num_updates: int) -> None: ...
+    def on_update(self, model: nn.Module, num_updates: int, schedule_at: float) -> None: ...
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]: ...
     def lr_groups(self, model: nn.Module) -> list[LrGroup]: ...
     def export(self, model: nn.Module, out: Path) -> None: ...
@@ -234,8 +234,9 @@ class Trainer:
             cfg.save(self.run_dir / "train_config.json")
             tqdm.write(f"training on {self.device} in {self.precision}"
                        + (" (auto)" if cfg.precision == "auto" else ""))
-        self.task.on_update(self.model, self.num_updates)
         self.start_time = self.clock()
+        self.schedule_at = schedule_position(self.num_updates, self.seconds_before, cfg)
+        self.task.on_update(self.model, self.num_updates, self.schedule_at)
         wait_time, t_last = 0.0, time.time()
         acc: dict[str, float] = {}
         bar = tqdm(total=cfg.max_updates, initial=self.num_updates, disable=not self.dist.is_main,
@@ -326,7 +327,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates += 1
-        self.task.on_update(self.model, self.num_updates)
+        self.task.on_update(self.model, self.num_updates, self.schedule_at)
         sums = {k: sum(r.logs.get(k, 0.0) for r in results) for r in results for k in r.logs}
         for k, v in sums.items():
             acc[k] = acc.get(k, 0.0) + v

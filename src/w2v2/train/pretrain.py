@@ -127,8 +127,8 @@ class PretrainTask:
         out["masked_frames"] = sums.get("sample_size", 0.0)
         return out
 
-    def on_update(self, model: nn.Module, num_updates: int) -> None:
-        model.set_num_updates(num_updates)
+    def on_update(self, model: nn.Module, num_updates: int, schedule_at: float) -> None:
+        model.set_num_updates(num_updates)  # the Gumbel temperature anneals per update (section 4.2)
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return []
