@@ -1,8 +1,8 @@
 """Training checkpoints: written atomically, the last K and the best kept, resumable.
 
-A checkpoint is one ``torch.save`` file holding the model, optimizer and loss-scaler
-states, the update count, the training time, the data position and the RNG state. It is written to a temporary file
-and renamed, so a kill at any moment leaves the previous checkpoint intact; a full disk is
+A checkpoint is one ``torch.save`` file holding the model, optimizer and loss-scaler states, the
+update count, the training time, the data position and the RNG state. It is written to a temporary
+file and renamed, so a kill at any moment leaves the previous checkpoint intact; a full disk is
 reported and the previous checkpoint kept.
 """
 
