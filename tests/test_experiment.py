@@ -237,3 +237,40 @@ def test_the_demo_holds_out_a_fixed_number_of_clips_however_large_its_pool(tmp_p
         with pytest.raises(SystemExit):
             main(SCALES["demo"].pretrain_args(str(pool), tmp_path / f"run{n}", seed=1))
     assert held == [24, 9]
+
+
+@pytest.mark.parametrize("scale,pace,quantized", [("demo", "time", False), ("real", "time", False),
+                                                  ("short", "updates", True), ("ci", "updates", False)])
+def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized):
+    """docs/small_compute.md, rows T1: the demo and real budgets pre-train with continuous targets and a
+    clock-paced schedule; short (the ablations) keeps the paper's quantized targets and the update pace."""
+    import argparse
+    from w2v2.experiment.budget import SCALES
+    from w2v2.train.pretrain import model_config, register
+    args = SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1)
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    register(sub)
+    parsed = sub.choices["pretrain"].parse_args(args[1:])
+    cfg, _ = model_config(parsed)
+    assert parsed.schedule_pace == pace
+    assert cfg.quantize_targets is quantized and cfg.quantize_input is False
+
+
+@pytest.mark.parametrize("scale", ["demo", "short", "real"])
+def test_ablation_variants_set_both_table4_switches_whatever_the_budget(scale):
+    """A variant's settings come after the budget's own, so the paper row pre-trains with quantized
+    targets even on a budget whose default is continuous targets."""
+    import argparse
+    from w2v2.experiment.ablation import VARIANTS
+    from w2v2.experiment.budget import SCALES
+    from w2v2.train.pretrain import model_config, register
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    register(sub)
+    expected = {"continuous inputs, quantized targets (paper)": (False, True),
+                "quantized inputs, quantized targets": (True, True),
+                "quantized inputs, continuous targets": (True, False),
+                "continuous inputs, continuous targets": (False, False)}
+    for name, switches in expected.items():
+        args = SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1, sets=VARIANTS[name])
+        cfg, _ = model_config(sub.choices["pretrain"].parse_args(args[1:]))
+        assert (cfg.quantize_input, cfg.quantize_targets) == switches, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import torch
@@ -44,3 +45,19 @@ def test_validation_is_repeatable_and_follows_the_seed(setup):
     cfg, model, entries = setup
     assert validate(cfg, model, entries)["loss"] == validate(cfg, model, entries)["loss"]
     assert validate(cfg, model, entries, seed=1)["loss"] != validate(cfg, model, entries, seed=2)["loss"]
+
+
+def test_a_continuous_target_model_reports_no_codes_and_no_codebook_collapse(setup):
+    """Without a target quantizer (table 4's continuous targets, the demo and real budgets' choice)
+    there are no codes: validation reports no code perplexity or temperature, and the collapse check
+    stays quiet where, with a quantizer, a code perplexity under 2 per group is a collapse."""
+    cfg, model, entries = setup
+    cont = dataclasses.replace(cfg, quantize_targets=False)
+    torch.manual_seed(0)
+    row = validate(cont, build_pretraining_model(cont).eval(), entries)
+    assert {"code_ppl", "prob_ppl", "temp"}.isdisjoint(row) and 0.0 <= row["acc"] <= 1.0
+    assert PretrainTask(cont, entries, 64000, 1).check(row, 200) is None
+    quantized = validate(cfg, model, entries)
+    assert quantized["code_ppl"] >= 1.0 and quantized["temp"] > 0
+    collapsed = {**quantized, "code_ppl": 1.0}
+    assert "collapsed" in PretrainTask(cfg, entries, 64000, 1).check(collapsed, 200)

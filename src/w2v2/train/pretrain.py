@@ -95,11 +95,15 @@ class PretrainTask:
             "temp": out.temperature * n})
 
     def summarize(self, s: dict[str, float]) -> dict[str, float]:
+        """Per-frame means; the target quantizer's perplexities and temperature only where there is
+        one (a continuous-target model has no codes: no 0.0 that reads as a collapsed codebook)."""
         n = max(s.get("sample_size", 1.0), 1.0)
-        return {"contrastive": s.get("contrastive", 0.0) / n, "diversity": s.get("diversity", 0.0) / n,
-                "penalty": s.get("penalty", 0.0) / n, "acc": s.get("correct", 0.0) / max(s.get("count", 1.0), 1.0),
-                "code_ppl": s.get("code_ppl", 0.0) / n, "prob_ppl": s.get("prob_ppl", 0.0) / n,
-                "temp": s.get("temp", 0.0) / n}
+        row = {"contrastive": s.get("contrastive", 0.0) / n, "diversity": s.get("diversity", 0.0) / n,
+               "penalty": s.get("penalty", 0.0) / n, "acc": s.get("correct", 0.0) / max(s.get("count", 1.0), 1.0)}
+        if self.cfg.quantize_targets:
+            row.update(code_ppl=s.get("code_ppl", 0.0) / n, prob_ppl=s.get("prob_ppl", 0.0) / n,
+                       temp=s.get("temp", 0.0) / n)
+        return row
 
     def validate(self, model: nn.Module, device: torch.device, autocast) -> dict[str, float]:
         """Loss, accuracy and perplexities on held-out audio with fixed masks and negatives.
