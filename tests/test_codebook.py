@@ -201,3 +201,14 @@ def test_analyze_codebook_refuses_ctc_model(tmp_path, capsys):
     assert main(["analyze", "codebook", str(tmp_path / "ctc"), str(tmp_path / "m.tsv"), "--phones",
                  str(tmp_path / "p.tsv"), "--out-dir", str(tmp_path / "o")]) == 2
     assert "pre-trained model with its quantizer" in capsys.readouterr().err
+
+
+def test_analyze_codebook_refuses_a_continuous_target_model_by_name(tmp_path, capsys):
+    cfg = tiny_config(quantize_targets=False)
+    save_model_dir(build_pretraining_model(cfg), cfg, tmp_path / "cont")
+    (tmp_path / "m.tsv").write_text("path\tsamples\n")
+    (tmp_path / "p.tsv").write_text("u\t0\t1\tA\n")
+    assert main(["analyze", "codebook", str(tmp_path / "cont"), str(tmp_path / "m.tsv"), "--phones",
+                 str(tmp_path / "p.tsv"), "--out-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "cont") in err and "quantize_targets=True" in err

@@ -218,6 +218,10 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     if not isinstance(model, Wav2Vec2ForPreTraining):
         raise ValueError(f"{model_dir}: holds a {type(model).__name__}; the codebook analysis needs a "
                          "pre-trained model with its quantizer (not a fine-tuned CTC model)")
+    if model.quantizer is None:
+        raise ValueError(f"{model_dir}: was pre-trained with continuous targets (quantize_targets=False) and has "
+                         "no codebook; the codebook analysis needs a model pre-trained with "
+                         "--set quantize_targets=True")
     torch.manual_seed(seed)
     models = {"pre-trained": model, f"random init (seed {seed})": build_pretraining_model(cfg).eval()}
     matched = match_alignments(read_manifest(manifest), phones)[:max_utts]

@@ -164,7 +164,8 @@ SCALES = {
     # (dev CER 67.2 against 62.2 at 1,200 updates): masks (time 0.3, channel 0.15) for labeled sets
     # of up to 30 minutes only, as the paper's fine-tuning configs also vary them by set (the whole
     # run with this rule, row R3: dev CER 63.8 / 57.1 pre-trained against 75.6 / 69.8 from scratch;
-    # row R4, with time-paced fine-tuning in bf16 on an AVX-512 machine: 65.0 / 56.4 against 73.4 / 70.6).
+    # row R4, with time-paced fine-tuning in bf16 on an AVX-512 machine: 65.0 / 56.4 against 73.4 / 70.6;
+    # row R5, with continuous targets (see DEMO): 57.2 / 46.0 against 75.0 / 69.2).
     # No frozen-Transformer phase:
     # when a pre-trained Transformer joins at the peak lr, Adam's first steps (empty moments) move
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
