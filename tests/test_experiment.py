@@ -192,14 +192,10 @@ def test_budget_reinitialises_top_blocks_of_pretrained_models_only():
 def test_time_limited_budgets_pace_their_fine_tuning_schedule_by_the_clock(scale, pace):
     """docs/small_compute.md, row FT-time: the fine-tuning schedules of the minute-bound budgets
     decay by the end of their minutes; ci keeps the update count (a deterministic smoke test)."""
-    import argparse
+    from w2v2.cli import build_parser
     from w2v2.experiment.budget import SCALES
-    from w2v2.train.finetune import register
     args = SCALES[scale].finetune_args("t.tsv", 10.0, "d.tsv", Path("o"), "pre/best", seed=1)
-    sub = argparse.ArgumentParser().add_subparsers(dest="command")
-    register(sub)
-    parsed = sub.choices["finetune"].parse_args(args[1:])
-    assert parsed.schedule_pace == pace
+    assert build_parser().parse_args(args).schedule_pace == pace
 
 
 @pytest.mark.parametrize("minutes,expected", [(10.0, 0.3), (30.0, 0.3), (30.01, 0.0), (60.0, 0.0)])
@@ -239,19 +235,21 @@ def test_the_demo_holds_out_a_fixed_number_of_clips_however_large_its_pool(tmp_p
     assert held == [24, 9]
 
 
+def parse_pretrain(args: list[str]):
+    """A budget's ``w2v2 pretrain`` command line, parsed by the CLI's parser: (its arguments, its model config)."""
+    from w2v2.cli import build_parser
+    from w2v2.train.pretrain import model_config
+    parsed = build_parser().parse_args(args)
+    return parsed, model_config(parsed)[0]
+
+
 @pytest.mark.parametrize("scale,pace,quantized", [("demo", "time", False), ("real", "time", False),
                                                   ("short", "updates", True), ("ci", "updates", False)])
 def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized):
     """docs/small_compute.md, rows T1: the demo and real budgets pre-train with continuous targets and a
     clock-paced schedule; short (the ablations) keeps the paper's quantized targets and the update pace."""
-    import argparse
     from w2v2.experiment.budget import SCALES
-    from w2v2.train.pretrain import model_config, register
-    args = SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1)
-    sub = argparse.ArgumentParser().add_subparsers(dest="command")
-    register(sub)
-    parsed = sub.choices["pretrain"].parse_args(args[1:])
-    cfg, _ = model_config(parsed)
+    parsed, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1))
     assert parsed.schedule_pace == pace
     assert cfg.quantize_targets is quantized and cfg.quantize_input is False
 
@@ -260,17 +258,12 @@ def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized):
 def test_ablation_variants_set_both_table4_switches_whatever_the_budget(scale):
     """A variant's settings come after the budget's own, so the paper row pre-trains with quantized
     targets even on a budget whose default is continuous targets."""
-    import argparse
     from w2v2.experiment.ablation import VARIANTS
     from w2v2.experiment.budget import SCALES
-    from w2v2.train.pretrain import model_config, register
-    sub = argparse.ArgumentParser().add_subparsers(dest="command")
-    register(sub)
     expected = {"continuous inputs, quantized targets (paper)": (False, True),
                 "quantized inputs, quantized targets": (True, True),
                 "quantized inputs, continuous targets": (True, False),
                 "continuous inputs, continuous targets": (False, False)}
     for name, switches in expected.items():
-        args = SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1, sets=VARIANTS[name])
-        cfg, _ = model_config(sub.choices["pretrain"].parse_args(args[1:]))
+        _, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1, sets=VARIANTS[name]))
         assert (cfg.quantize_input, cfg.quantize_targets) == switches, name
