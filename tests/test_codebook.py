@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from w2v2.analysis.align import model_input_of
-from w2v2.analysis.codebook import (Cooccurrence, frame_codes, frame_labels, heatmap_matrix, joint_codes,
-                                    usage_perplexity)
+from w2v2.analysis.codebook import (Cooccurrence, frame_codes, frame_labels, frame_vectors, heatmap_matrix,
+                                    joint_codes, usage_perplexity)
 from train_utils import TIMIT_PHONES, write_timit_tree
 from w2v2.analysis.phones import read_alignments
 from w2v2.cli import main
@@ -211,4 +211,45 @@ def test_analyze_codebook_refuses_a_continuous_target_model_by_name(tmp_path, ca
     assert main(["analyze", "codebook", str(tmp_path / "cont"), str(tmp_path / "m.tsv"), "--phones",
                  str(tmp_path / "p.tsv"), "--out-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "cont") in err and "quantize_targets=True" in err
+    assert str(tmp_path / "cont") in err and "quantize_targets=True" in err and "--kmeans K" in err
+
+
+def test_frame_vectors_are_the_latents_and_the_context():
+    torch.manual_seed(0)
+    model = build_pretraining_model(tiny_config(quantize_targets=False)).eval()
+    wav = torch.randn(1, 8000)
+    with torch.no_grad():
+        z = model.wav2vec2.feature_projection.layer_norm(model.wav2vec2.feature_extractor(wav)[0])
+        x = model.wav2vec2.feature_projection(model.wav2vec2.feature_extractor(wav)[0])[0]
+        c = model.wav2vec2.encoder(x, None)[0]
+    assert np.allclose(frame_vectors(model, wav, "latent"), z[0].numpy(), atol=1e-6)
+    assert np.allclose(frame_vectors(model, wav, "context"), c[0].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="representation"):
+        frame_vectors(model, wav, "conv")
+
+
+def test_analyze_codebook_clusters_a_continuous_target_model(tmp_path, capsys):
+    torch.manual_seed(1)
+    cfg = tiny_config(quantize_targets=False)
+    save_model_dir(build_pretraining_model(cfg).eval(), cfg, tmp_path / "cont")
+    rng = np.random.default_rng(0)
+    entries, rows = [], ["id\tstart\tend\tphone"]
+    for i in range(2):
+        sf.write(tmp_path / f"u{i}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+        entries.append(Entry(tmp_path / f"u{i}.wav", 16000, None))
+        rows += [f"u{i}\t0.0\t0.5\tAA", f"u{i}\t0.5\t1.0\tB"]
+    write_manifest(tmp_path / "m.tsv", entries)
+    (tmp_path / "phones.tsv").write_text("\n".join(rows) + "\n")
+    for representation in ("context", "latent"):
+        out = tmp_path / representation
+        assert main(["analyze", "codebook", str(tmp_path / "cont"), str(tmp_path / "m.tsv"), "--phones",
+                     str(tmp_path / "phones.tsv"), "--out-dir", str(out), "--kmeans", "6",
+                     "--representation", representation]) == 0
+        assert "k-means clusters (K=6) of each model's " + representation in (out / "codebook.md").read_text()
+        with open(out / "codes.tsv", newline="") as f:
+            table = list(csv.DictReader(f, delimiter="\t"))
+        assert len(table) == 2 * 49
+        for name in ("pre-trained", "random init (seed 0)"):
+            codes = [int(r[f"{name}: g0"]) for r in table]
+            assert codes == [int(r[f"{name}: joint"]) for r in table] and set(codes) <= set(range(6))
+            assert len(set(codes)) == 6  # k-means++ starts from 6 distinct vectors: no cluster is empty

@@ -12,6 +12,10 @@ Frames get the phone whose segment contains the frame's centre (frame t covers s
 * mutual information I(code; phone) in bits, and PNMI = I / H(phone);
 * code usage: per group the entries used and the perplexity exp(H) of the usage distribution
   (the hard "code perplexity" that pre-training logs, summed over groups), and the joint codes.
+
+A model without a codebook (continuous targets, table 4) is analysed through k-means units
+instead (``kmeans``): one code per frame, the cluster of its latent z or context vector c, with
+clusters fitted per model on the analysed frames, so that every model uses (about) K codes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..data.manifest import read_manifest
 from ..interop.model_dir import load_model_dir
 from ..model.pretraining import Wav2Vec2ForPreTraining, build_pretraining_model
 from .align import model_input_of
+from .kmeans import kmeans
 from .phones import match_alignments
 from .report import markdown_table, save_figure, write_text
 
@@ -41,6 +46,21 @@ def frame_codes(model: Wav2Vec2ForPreTraining, waveform: torch.Tensor) -> np.nda
         raise ValueError("this model has no target quantizer (continuous-target ablation)")
     normed = model.wav2vec2.features(waveform).normed
     return model.quantizer(normed.reshape(-1, normed.shape[-1])).codes.numpy()
+
+
+REPRESENTATIONS = ("context", "latent")
+
+
+@torch.inference_mode()
+def frame_vectors(model: Wav2Vec2ForPreTraining, waveform: torch.Tensor, representation: str) -> np.ndarray:
+    """(T, D) vector of each frame of one (1, samples) waveform, nothing masked (eval mode):
+    ``latent``, the layer-normalised feature encoder output z (section 2; the quantizer's input,
+    and the targets themselves with continuous targets); ``context``, the Transformer's output c."""
+    if representation == "latent":
+        return model.wav2vec2.features(waveform).normed[0].float().numpy()
+    if representation == "context":
+        return model.wav2vec2(waveform).last_hidden_state[0].float().numpy()
+    raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
 
 
 def joint_codes(codes: np.ndarray, num_vars: int) -> np.ndarray:
@@ -209,19 +229,24 @@ def top_codes_table(co: Cooccurrence, num_vars: int, groups: int, top: int) -> s
 
 
 def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | Path, out_dir: str | Path,
-                     top: int = 50, seed: int = 0, max_utts: int | None = None) -> dict[str, dict[str, object]]:
+                     top: int = 50, seed: int = 0, max_utts: int | None = None, kmeans_k: int | None = None,
+                     representation: str = "context") -> dict[str, dict[str, object]]:
     """Codes of a pre-trained model and of a randomly initialised one with the same config (seed
     ``seed``) on the utterances of ``manifest`` that have phone alignments; writes ``codebook.md``,
     ``codebook_heatmap.png``, ``codes.tsv`` (per frame) and ``cooccurrence.tsv`` to ``out_dir``.
-    Returns the summary statistics per model."""
+    The codes are the quantizer's entries, or with ``kmeans_k`` each model's k-means clusters
+    (k-means++ seed ``seed``) of its ``representation`` vectors. Returns the summary statistics per
+    model."""
     model, cfg, _ = load_model_dir(model_dir)
     if not isinstance(model, Wav2Vec2ForPreTraining):
         raise ValueError(f"{model_dir}: holds a {type(model).__name__}; the codebook analysis needs a "
                          "pre-trained model with its quantizer (not a fine-tuned CTC model)")
-    if model.quantizer is None:
+    if model.quantizer is None and kmeans_k is None:
         raise ValueError(f"{model_dir}: was pre-trained with continuous targets (quantize_targets=False) and has "
-                         "no codebook; the codebook analysis needs a model pre-trained with "
-                         "--set quantize_targets=True")
+                         "no codebook; analyse k-means units of its vectors instead (--kmeans K, e.g. "
+                         "--kmeans 100), or pre-train with --set quantize_targets=True")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
     torch.manual_seed(seed)
     models = {"pre-trained": model, f"random init (seed {seed})": build_pretraining_model(cfg).eval()}
     matched = match_alignments(read_manifest(manifest), phones)[:max_utts]
@@ -236,7 +261,7 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     for e, segments in tqdm(matched, desc="codebook", unit="utt"):
         wav = model_input_of(e.path, cfg)
         for name, m in models.items():
-            codes[name].append(frame_codes(m, wav))
+            codes[name].append(frame_vectors(m, wav, representation) if kmeans_k else frame_codes(m, wav))
         n = len(codes["pre-trained"][-1])
         labels += frame_labels(segments, n, stride_s, centre_s)
         ids += [(e.id, t) for t in range(n)]
@@ -244,8 +269,16 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     if not labelled.any():
         raise ValueError(f"{phones}: the phone segments cover none of the frames of {manifest}")
     phone_seq = [lab for lab in labels if lab is not None]
-    groups, v = cfg.latent_groups, cfg.latent_vars
-    all_codes = {name: np.concatenate(c) for name, c in codes.items()}
+    if kmeans_k:
+        groups, v = 1, kmeans_k
+        all_codes = {name: kmeans(np.concatenate(c), kmeans_k, seed)[:, None] for name, c in codes.items()}
+        what = (f"Codes are k-means clusters (K={kmeans_k}) of each model's {representation} vectors, "
+                f"fitted to that model's vectors of these {len(labels)} frames (k-means++, seed {seed}).")
+    else:
+        groups, v = cfg.latent_groups, cfg.latent_vars
+        all_codes = {name: np.concatenate(c) for name, c in codes.items()}
+        what = (f"Codes are the quantizer's argmax entries per frame (G={groups} groups of V={v}); "
+                "joint code = g0 * V + g1.")
     cooc = {name: Cooccurrence.count(joint_codes(c[labelled], v), phone_seq) for name, c in all_codes.items()}
     equal = min(min(len(co.codes) for co in cooc.values()), top)  # codes used on labelled frames
     summaries = {name: codebook_summary(c, v, labelled, phone_seq, equal) for name, c in all_codes.items()}
@@ -259,8 +292,7 @@ def analyze_codebook(model_dir: str | Path, manifest: str | Path, phones: str | 
     names = list(models)
     report = [f"# Codebook analysis (paper appendix D, figure 3)\n",
               f"Model `{model_dir}`, manifest `{manifest}` ({len(matched)} utterances with phone segments), "
-              f"phones from `{phones}`. Codes are the quantizer's argmax entries per frame "
-              f"(G={groups} groups of V={v}); joint code = g0 * V + g1.\n",
+              f"phones from `{phones}`. {what}\n",
               "## Summary\n", markdown_table(["statistic"] + names,
                                             [[k] + [summaries[n][k] for n in names] for k in summaries[names[0]]],
                                             "l" + "r" * len(names)),

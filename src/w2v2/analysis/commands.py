@@ -36,7 +36,8 @@ def cmd_codebook(args: argparse.Namespace) -> None:
     from .codebook import analyze_codebook
 
     summaries = analyze_codebook(args.model_dir, args.manifest, args.phones, args.out_dir, top=args.top,
-                                 seed=args.seed, max_utts=args.max_utts)
+                                 seed=args.seed, max_utts=args.max_utts,
+                                 kmeans_k=args.kmeans, representation=args.representation)
     for name, s in summaries.items():
         equal = next(k for k in s if k.startswith("I above chance,"))
         print(f"{name}: phone purity {s['phone purity (joint)']:.3f}, I(code; phone) "
@@ -81,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     analyze = sub.add_parser("analyze", help="codebook-phone and error analyses (paper appendices D, E)")
     asub = analyze.add_subparsers(dest="analysis", required=True)
     p = asub.add_parser("codebook", help="codebook entries vs phones, pre-trained vs random init (figure 3)")
-    p.add_argument("model_dir", help="pre-trained model directory (with its quantizer)")
+    p.add_argument("model_dir", help="pre-trained model directory (with its quantizer, or any with --kmeans)")
     p.add_argument("manifest")
     p.add_argument("--phones", required=True,
                    help="phone alignments: TSV 'id start end phone' (seconds; e.g. from w2v2 align), a TIMIT "
@@ -89,7 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "extension, or its audio path relative to the .phn folder without extension)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--top", type=int, default=50, help="codes shown in the heat map")
-    p.add_argument("--seed", type=int, default=0, help="seed of the randomly initialised model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the randomly initialised model (and of k-means)")
+    p.add_argument("--kmeans", type=int, metavar="K",
+                   help="codes are K k-means clusters of each model's frame vectors instead of its quantizer's "
+                        "entries (needed for a model pre-trained with continuous targets)")
+    p.add_argument("--representation", choices=["context", "latent"], default="context",
+                   help="with --kmeans: cluster the Transformer's outputs c (default) or the latents z")
     p.add_argument("--max-utts", type=int, help="analyse at most this many utterances")
     p.set_defaults(func=cmd_codebook)
 
