@@ -87,7 +87,7 @@ class Budget:
 # paper's table-4 "continuous targets" row, which the paper finds worse at its scale; here,
 # docs/small_compute.md rows B1200/T1: 1,200 updates, then the same 1,500-update fine-tuning on
 # ten labeled minutes, dev CER 63.7 / 63.4 in two seeds against 67.0 / 67.5 with quantized targets,
-# scratch 74.5). Such a model has no codebook: `analyze codebook` needs `--set quantize_targets=True`.
+# scratch 74.5). Such a model has no codebook: `analyze codebook` clusters its vectors (`--kmeans K`).
 # Its schedule is paced by the clock and capped at 1,500 updates, so that the 5 minutes decide.
 DEMO = Budget(
     preset="tiny",
