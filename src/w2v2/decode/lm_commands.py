@@ -28,8 +28,14 @@ def cmd_build(args: argparse.Namespace) -> None:
         build_binary(args.out, args.binary)
         print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
-        units = set(args.units) if args.units else None
-        n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units)
+        if args.phones:
+            from ..analysis.phones import cmu_pronunciations
+
+            units = set(args.units.split()) if args.units else None
+            prons = cmu_pronunciations()
+            n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units, lambda w: prons.get(w, []))
+        else:
+            n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, set(args.units) if args.units else None)
         print(f"lexicon: {n} words -> {args.lexicon}")
 
 
@@ -73,8 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--vocab-limit", type=int, help="keep only n-grams of the N most frequent words")
     b.add_argument("--binary", help="also write KenLM's binary format here (needs build_binary)")
     b.add_argument("--lexicon", help="also write the lexicon of the LM's words (WORD<TAB>W O R D |)")
-    b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"): "
-                   "lexicon words with other characters are left out")
+    b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"), or with "
+                   "--phones its phones separated by spaces: lexicon spellings with other units are left out")
+    b.add_argument("--phones", action="store_true",
+                   help="spell the lexicon's words with their CMUdict pronunciations (all of them, stress "
+                        "removed), for a phone CTC model fine-tuned with --units token on `w2v2 data "
+                        "phonemize` transcripts; words missing from CMUdict are left out")
     b.add_argument("--backend", choices=("auto", "lmplz", "python"), default="auto")
     b.add_argument("--memory", default="1G", help="lmplz sort memory (-S): a size, or a share of RAM like 20%%")
     b.set_defaults(func=cmd_build)
