@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import dataclasses
 
 import pytest
@@ -61,3 +62,24 @@ def test_a_continuous_target_model_reports_no_codes_and_no_codebook_collapse(set
     assert quantized["code_ppl"] >= 1.0 and quantized["temp"] > 0
     collapsed = {**quantized, "code_ppl": 1.0}
     assert "collapsed" in PretrainTask(cfg, entries, 64000, 1).check(collapsed, 200)
+
+
+def test_no_learning_warning_waits_for_the_end_of_the_warm_up(setup):
+    """A loss at log(K+1) during a long warm-up is expected (the rate is still small: the `real`
+    budget's 4.8-minute warm-up drew the warning 12 times in row R6); after it, three logs in a row at
+    chance are a run that does not learn."""
+    cfg, model, entries = setup
+    chance = {"contrastive": math.log(cfg.num_negatives + 1), "acc": 0.01}
+    task = PretrainTask(cfg, entries, 64000, 1, warmup_updates=600)
+    for update in range(100, 600, 10):
+        task.on_update(model, update, float(update))
+        assert task.check(chance, update) is None
+    task.on_update(model, 600, 600.0)
+    assert "log(K+1)" in task.check(chance, 600)
+    task.on_update(model, 610, 610.0)
+    assert task.check({**chance, "contrastive": 3.0}, 610) is None  # learning: quiet again
+    eager = PretrainTask(cfg, entries, 64000, 1)  # no warm-up: three logs at chance from update 100 on
+    for update in (80, 90, 100):
+        eager.on_update(model, update, float(update))
+        warning = eager.check(chance, update)
+    assert "log(K+1)" in warning

@@ -22,6 +22,7 @@ from ..model import PRESETS, build_pretraining_model, preset
 from .config import TrainConfig
 from .loop import LrGroup, StepResult, Trainer, one_group
 from .options import add_train_options, train_config_from_args
+from .schedule import warmup_updates
 
 
 CONTINUED_LR_SCALE = 0.1  # --init: the peak learning rate is the recipe's times this (see recipe_help)
@@ -78,8 +79,10 @@ class PretrainTask:
     bar_keys = ("loss", "acc", "code_ppl", "prob_ppl", "temp", "lr", "gnorm")
     crop_to_shortest = True
 
-    def __init__(self, cfg: W2V2Config, valid: list[Entry], max_sample_size: int, seed: int) -> None:
+    def __init__(self, cfg: W2V2Config, valid: list[Entry], max_sample_size: int, seed: int,
+                 warmup_updates: int = 0) -> None:
         self.cfg = cfg
+        self.warmup_updates, self.schedule_at = warmup_updates, 0.0
         self.normalize = cfg.normalize
         self.find_unused_parameters = cfg.encoder_layerdrop > 0 or cfg.quantize_input
         self.valid, self.max_sample_size, self.seed = valid, max_sample_size, seed
@@ -133,6 +136,7 @@ class PretrainTask:
 
     def on_update(self, model: nn.Module, num_updates: int, schedule_at: float) -> None:
         model.set_num_updates(num_updates)  # the Gumbel temperature anneals per update (section 4.2)
+        self.schedule_at = schedule_at
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
         return []
@@ -144,11 +148,13 @@ class PretrainTask:
         save_model_dir(model, self.cfg, out)
 
     def check(self, row: dict[str, float], num_updates: int) -> str | None:
-        """Collapse warnings (REFERENCE pitfalls): loss stuck at log(K + 1), codebook perplexity gone."""
+        """Collapse warnings (REFERENCE pitfalls): loss stuck at log(K + 1) once the warm-up is over (a
+        small rate keeps it there for a few hundred updates of a long warm-up: no defect), codebook
+        perplexity gone."""
         chance = math.log(self.cfg.num_negatives + 1)
         stuck = abs(row.get("contrastive", 0.0) - chance) < 0.01 * chance
         self.flat_steps = self.flat_steps + 1 if stuck else 0
-        if num_updates >= 100 and self.flat_steps >= 3:
+        if num_updates >= 100 and self.schedule_at >= self.warmup_updates and self.flat_steps >= 3:
             return f"contrastive loss sits at log(K+1) = {chance:.3f}: no learning (check LR, masks, data)"
         if num_updates >= 100 and row.get("code_ppl", 1e9) < 2 * self.cfg.latent_groups:
             return f"code perplexity {row['code_ppl']:.2f}: the codebook has collapsed (check the diversity loss)"
@@ -209,7 +215,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
-    task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed)
+    task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed, warmup_updates(tcfg))
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
