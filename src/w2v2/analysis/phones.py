@@ -42,6 +42,12 @@ def cmu_pronunciations() -> dict[str, list[list[str]]]:
     return out
 
 
+def cmu_spellings(word: str) -> list[list[str]]:
+    """A word's CMUdict pronunciations (none for a word outside CMUdict): the spellings of a phone
+    model's decoding lexicon (:func:`w2v2.decode.lexicon.build_lexicon`)."""
+    return cmu_pronunciations().get(word, [])
+
+
 @functools.lru_cache(maxsize=1)
 def cmu_lexicon() -> dict[str, list[str]]:
     """Upper-case word -> first CMUdict pronunciation without stress."""

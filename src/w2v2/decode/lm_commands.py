@@ -19,7 +19,7 @@ def arpa_words(path: Path) -> list[str]:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from .lexicon import build_lexicon
+    from .lexicon import build_lexicon, letters
 
     start = time.time()
     backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend, args.memory)
@@ -29,13 +29,12 @@ def cmd_build(args: argparse.Namespace) -> None:
         print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
         if args.phones:
-            from ..analysis.phones import cmu_pronunciations
+            from ..analysis.phones import cmu_spellings
 
-            units = set(args.units.split()) if args.units else None
-            prons = cmu_pronunciations()
-            n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units, lambda w: prons.get(w, []))
+            units, spellings = (set(args.units.split()) if args.units else None), cmu_spellings
         else:
-            n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, set(args.units) if args.units else None)
+            units, spellings = (set(args.units) if args.units else None), letters
+        n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units, spellings)
         print(f"lexicon: {n} words -> {args.lexicon}")
 
 
