@@ -63,6 +63,8 @@ class DryRunner(StageRunner):
         skipped = marker.is_file()
         if not skipped:
             marker_dir.mkdir(parents=True, exist_ok=True)
+            if args[:2] == ["data", "phonemize"]:  # a copy stands for the phone transcripts
+                write_manifest(args[args.index("--out") + 1], read_manifest(args[2]))
             if args[0] == "evaluate":
                 wer = self.wer[Path(args[2]).parent.name]
                 metrics = {"wer": wer, "cer": wer / 2, "n_words": 10, "n_chars": 40}
@@ -89,7 +91,7 @@ def test_lowres_two_test_sets_with_one_file_stem(tmp_path, monkeypatch):
                               dev=str(tmp_path / "dev.tsv"), test=[str(tmp_path / "a" / "test.tsv"),
                                                                   str(tmp_path / "b" / "test.tsv")],
                               lm_text=str(tmp_path / "lm.txt"), out=str(tmp_path / "exp"), scale="ci",
-                              decoders=["greedy", "ngram"], seed=1)
+                              decoders=["greedy", "ngram"], units=["letters"], seed=1)
     lowres.run_lowres(args)
     exp = tmp_path / "exp"
     evals = sorted(p.relative_to(exp / "finetune").as_posix() for p in (exp / "finetune").glob("*/eval/*"))
@@ -100,6 +102,45 @@ def test_lowres_two_test_sets_with_one_file_stem(tmp_path, monkeypatch):
     assert {(r["test"], r["wer"]) for r in rows} == {("a-test", 25.0), ("b-test", 50.0)}
     report = (exp / "report.md").read_text()
     assert "| a-test WER (CER) | b-test WER (CER) |" in report and "| 25.0 (12.5) | 50.0 (25.0) |" in report
+
+
+def test_lowres_phone_units_beside_letters(tmp_path, monkeypatch):
+    """--units letters phones: phone models fine-tune on phonemised labeled and dev sets with token
+    units and select by PER, their LM searches spell words through the phone lexicon and are tuned
+    and scored on the word transcripts; they have no greedy rows; the letter runs keep their folders."""
+    from train_utils import write_corpus
+
+    entries = read_manifest(write_corpus(tmp_path / "corpus", n=5))
+    for name, part in {"unlabeled": entries[:2], "lab": entries[2:3], "dev": entries[3:4], "test": entries[4:5]}.items():
+        write_manifest(tmp_path / "a" / f"{name}.tsv", part)
+    monkeypatch.setattr(lowres, "StageRunner", DryRunner)
+    a, exp = tmp_path / "a", tmp_path / "exp"
+    args = argparse.Namespace(unlabeled=str(a / "unlabeled.tsv"), labeled=[str(a / "lab.tsv")], dev=str(a / "dev.tsv"),
+                              test=[str(a / "test.tsv")], lm_text=str(tmp_path / "lm.txt"), out=str(exp),
+                              scale="ci", decoders=["greedy", "ngram"], units=["phones", "letters"], seed=1)
+    lowres.run_lowres(args)
+    commands = {json.loads(m.read_text())["stage"]: json.loads(m.read_text())["command"].split()
+                for m in exp.rglob("stage.json")}
+    ft = commands["finetune lab-phones-pretrained"]
+    assert ft[ft.index("--train") + 1] == str(exp / "phones" / "lab.tsv")
+    assert ft[ft.index("--valid") + 1] == str(exp / "phones" / "dev.tsv")
+    assert ft[ft.index("--units") + 1] == "token" and ft[ft.index("--best-by") + 1] == "wer"
+    letters = commands["finetune lab-pretrained"]
+    assert letters[letters.index("--train") + 1] == str(a / "lab.tsv") and "--units" not in letters
+    assert commands["phonemize lab"][:3] == ["w2v2", "data", "phonemize"]
+    assert commands["phone lexicon"][-1] == "--phones"
+    tune = commands["tune ngram lab-phones-scratch"]
+    assert tune[tune.index("--dev") + 1] == str(a / "dev.tsv")
+    assert tune[tune.index("--lexicon") + 1] == str(exp / "lm" / "phone_lexicon.txt")
+    assert "evaluate lab-phones-pretrained test greedy" not in commands
+    rows = json.loads((exp / "report.json").read_text())["rows"]
+    assert sorted((r["units"], r["pretrained"], r["decoder"]) for r in rows) == sorted(
+        [("letters", p, d) for p in (True, False) for d in ("greedy", "ngram")]
+        + [("phones", p, "ngram") for p in (True, False)])
+    assert "| lab (0.0 min) | phones | yes | 4-gram |" in (exp / "report.md").read_text()
+    args.units = ["phones"]
+    with pytest.raises(ValueError, match="--units needs letters"):
+        lowres.run_lowres(args)
 
 
 @pytest.mark.slow
@@ -114,16 +155,17 @@ def test_lowres_experiment_end_to_end(tmp_path):
     cmd = W2V2 + ["experiment", "lowres", "--scale", "ci", "--unlabeled", str(corpus / "unlabeled.tsv"),
                   "--labeled", str(next(corpus.glob("labeled_*.tsv"))), "--dev", str(corpus / "dev.tsv"),
                   "--test", str(corpus / "test.tsv"), "--lm-text", str(corpus / "lm_text.txt"),
-                  "--out", str(tmp_path / "exp")]
+                  "--out", str(tmp_path / "exp"), "--units", "letters", "phones"]
     first = subprocess.run(cmd, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     exp = tmp_path / "exp"
     stages = sorted(p.parent.relative_to(exp).as_posix() for p in exp.rglob("stage.json"))
-    # pretrain, 2 fine-tunings, 2 LMs, 2 x 2 tunings, 2 x 3 evaluations, error analysis
-    assert len(stages) == 1 + 2 + 2 + 4 + 6 + 1, stages
+    # pretrain, 2 phonemised sets, 2 letter and 2 phone fine-tunings, 2 LMs and the phone lexicon,
+    # 4 x 2 tunings, 2 x 3 letter and 2 x 2 phone evaluations (no greedy), error analysis
+    assert len(stages) == 1 + 2 + 4 + 3 + 8 + 10 + 1, stages
     report = (exp / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| labeled_")]
-    assert len(rows) == 6 and all(re.search(r"\| \d+\.\d \|", r) for r in rows), rows
+    assert len(rows) == 10 and all(re.search(r"\| \d+\.\d \|", r) for r in rows), rows
     for needed in ("## Error analysis", "## Training curves", "## Commands", "w2v2 pretrain", "w2v2 finetune",
                    "w2v2 lm build", "w2v2 lm train", "w2v2 tune-decoder", "w2v2 evaluate", "versions:", "machine:"):
         assert needed in report, needed
@@ -136,18 +178,19 @@ def test_lowres_experiment_end_to_end(tmp_path):
     last_valid = [r for r in pre_log if r["kind"] == "valid"][-1]
     assert summary["pretrain"]["updates"] == max(r["update"] for r in pre_log) > 0
     assert summary["pretrain"]["valid_acc"] == last_valid["acc"]
-    assert len(summary["rows"]) == 6
+    assert len(summary["rows"]) == 10
     lab = next(corpus.glob("labeled_*.tsv")).stem
     for row in summary["rows"]:
         init = "pretrained" if row["pretrained"] else "scratch"
-        metrics = json.loads((exp / "finetune" / f"{lab}-{init}" / "eval" / f"test-{row['decoder']}"
-                              / "metrics.json").read_text())
+        run = "-".join([lab, init] if row["units"] == "letters" else [lab, "phones", init])
+        metrics = json.loads((exp / "finetune" / run / "eval" / f"test-{row['decoder']}" / "metrics.json").read_text())
         assert row["labeled"] == lab and row["test"] == "test"
         assert row["wer"] == round(100 * metrics["wer"], 2) and row["cer"] == round(100 * metrics["cer"], 2)
         assert (row["ref_words"], row["ref_chars"]) == (metrics["n_words"], metrics["n_chars"])
         lm = {"greedy": "None", "ngram": "4-gram", "rescore": "4-gram + Transformer rescoring"}[row["decoder"]]
         cell = "%.1f (%.1f)" % (100 * metrics["wer"], 100 * metrics["cer"])
-        assert any(f"| {'yes' if row['pretrained'] else 'no'} | {lm} | {cell} |" in r for r in rows), (cell, rows)
+        assert any(f"| {row['units']} | {'yes' if row['pretrained'] else 'no'} | {lm} | {cell} |" in r
+                   for r in rows), (cell, rows)
     second = subprocess.run(cmd, capture_output=True, text=True)
     assert second.returncode == 0
     assert second.stdout.count("done already") == len(stages)

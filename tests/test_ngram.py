@@ -146,6 +146,18 @@ def test_cli_build_phone_lexicon(tmp_path):
     assert read_lexicon(tmp_path / "lex2.txt") == {"HELLO": [["HH", "AH", "L", "OW", "|"]],
                                                     "WORLD": [["W", "ER", "L", "D", "|"]]}
 
+    # `lm lexicon` spells an existing ARPA file's words: the same lexicon without re-estimating the LM
+    assert main(["lm", "lexicon", "--arpa", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "lex3.txt"),
+                 "--phones"]) == 0
+    assert (tmp_path / "lex3.txt").read_text() == (tmp_path / "lex.txt").read_text()
+    assert main(["lm", "lexicon", "--arpa", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "lex4.txt")]) == 0
+    assert read_lexicon(tmp_path / "lex4.txt") == {w: [list(w) + ["|"]] for w in ("HELLO", "WORLD", "XQZWV")}
+
+
+def test_cli_lexicon_names_a_missing_arpa_file(tmp_path, capsys):
+    assert main(["lm", "lexicon", "--arpa", str(tmp_path / "none.arpa"), "--out", str(tmp_path / "lex.txt")]) != 0
+    assert "none.arpa: no such ARPA file" in capsys.readouterr().err
+
 
 def test_cli_build(tmp_path):
     text = tmp_path / "text.txt.gz"

@@ -19,8 +19,6 @@ def arpa_words(path: Path) -> list[str]:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from .lexicon import build_lexicon, letters
-
     start = time.time()
     backend = build_arpa(args.text, args.order, args.out, args.prune or (), args.vocab_limit, args.backend, args.memory)
     print(f"{args.order}-gram modified Kneser-Ney ({backend}) -> {args.out} in {time.time() - start:.1f} s")
@@ -28,14 +26,28 @@ def cmd_build(args: argparse.Namespace) -> None:
         build_binary(args.out, args.binary)
         print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
-        if args.phones:
-            from ..analysis.phones import cmu_spellings
+        write_lexicon(Path(args.out), Path(args.lexicon), args.units, args.phones)
 
-            units, spellings = (set(args.units.split()) if args.units else None), cmu_spellings
-        else:
-            units, spellings = (set(args.units) if args.units else None), letters
-        n = build_lexicon(arpa_words(Path(args.out)), args.lexicon, units, spellings)
-        print(f"lexicon: {n} words -> {args.lexicon}")
+
+def write_lexicon(arpa: Path, lexicon: Path, units: str | None, phones: bool) -> None:
+    """The decoder's lexicon of the ARPA file's words: letter spellings, or with ``phones`` every
+    CMUdict pronunciation; ``units`` (letters, or phones separated by spaces) limits the spellings."""
+    from .lexicon import build_lexicon, letters
+
+    if phones:
+        from ..analysis.phones import cmu_spellings
+
+        unit_set, spellings = (set(units.split()) if units else None), cmu_spellings
+    else:
+        unit_set, spellings = (set(units) if units else None), letters
+    n = build_lexicon(arpa_words(arpa), lexicon, unit_set, spellings)
+    print(f"lexicon: {n} words -> {lexicon}")
+
+
+def cmd_lexicon(args: argparse.Namespace) -> None:
+    if not Path(args.arpa).is_file():
+        raise ValueError(f"{args.arpa}: no such ARPA file")
+    write_lexicon(Path(args.arpa), Path(args.out), args.units, args.phones)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -63,6 +75,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"saved {args.out} ({metrics['parameters'] / 1e6:.1f}M parameters, {metrics['train_seconds']:.0f} s)")
 
 
+def add_lexicon_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"), or with "
+                   "--phones its phones separated by spaces: lexicon spellings with other units are left out")
+    p.add_argument("--phones", action="store_true",
+                   help="spell the lexicon's words with their CMUdict pronunciations (all of them, stress "
+                        "removed), for a phone CTC model fine-tuned with --units token on `w2v2 data "
+                        "phonemize` transcripts; words missing from CMUdict are left out")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     lm = sub.add_parser("lm", help="language models for decoding (n-gram, Transformer)")
     lm_sub = lm.add_subparsers(dest="lm_command", required=True)
@@ -78,15 +99,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--vocab-limit", type=int, help="keep only n-grams of the N most frequent words")
     b.add_argument("--binary", help="also write KenLM's binary format here (needs build_binary)")
     b.add_argument("--lexicon", help="also write the lexicon of the LM's words (WORD<TAB>W O R D |)")
-    b.add_argument("--units", help="letters of the acoustic model (e.g. \"ABCDEFGHIJKLMNOPQRSTUVWXYZ'\"), or with "
-                   "--phones its phones separated by spaces: lexicon spellings with other units are left out")
-    b.add_argument("--phones", action="store_true",
-                   help="spell the lexicon's words with their CMUdict pronunciations (all of them, stress "
-                        "removed), for a phone CTC model fine-tuned with --units token on `w2v2 data "
-                        "phonemize` transcripts; words missing from CMUdict are left out")
+    add_lexicon_options(b)
     b.add_argument("--backend", choices=("auto", "lmplz", "python"), default="auto")
     b.add_argument("--memory", default="1G", help="lmplz sort memory (-S): a size, or a share of RAM like 20%%")
     b.set_defaults(func=cmd_build)
+
+    x = lm_sub.add_parser("lexicon", help="the decoder's lexicon of an ARPA file's words (letters or phones)")
+    x.add_argument("--arpa", required=True, help="n-gram LM whose unigrams are the lexicon's words")
+    x.add_argument("--out", required=True, help="lexicon to write (WORD<TAB>spelling |)")
+    add_lexicon_options(x)
+    x.set_defaults(func=cmd_lexicon)
 
     t = lm_sub.add_parser("train", help="word-level Transformer LM")
     t.add_argument("--text", required=True, help="one sentence per line (.gz allowed)")

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# fine-tuning's output units: letters (best checkpoint by dev CER, which falls long before the WER
+# does with little data) or CMUdict phones (``--units token``; the WER of phone tokens is the PER)
+UNIT_ARGS = {"letters": ["--best-by", "cer"], "phones": ["--units", "token", "--best-by", "wer"]}
+
+
 @dataclass(frozen=True)
 class Budget:
     """Compute for each stage; the training stages stop at whichever limit comes first."""
@@ -55,10 +60,12 @@ class Budget:
         return self.finetune_mask_prob if labeled_minutes <= self.mask_max_labeled_minutes else 0.0
 
     def finetune_args(self, train: str, labeled_minutes: float, dev: str, out: Path, init: str,
-                      seed: int) -> list[str]:
+                      seed: int, units: str = "letters") -> list[str]:
         """``w2v2 finetune`` at this budget on ``train`` (``labeled_minutes`` long) from a pre-trained
         model directory, or ``none`` (scratch); the frozen phase and the re-initialised top blocks
-        apply only to a pre-trained Transformer, the masks to both."""
+        apply only to a pre-trained Transformer, the masks to both. ``units``: ``letters``, or
+        ``phones`` for manifests of ``w2v2 data phonemize`` (space-separated phones, the best
+        checkpoint by phone error rate)."""
         pretrained = init != "none"
         mask = self.mask_prob(labeled_minutes)
         freeze, ramp = (self.freeze_updates, self.unfreeze_warmup) if pretrained else (0, 0)
@@ -72,7 +79,7 @@ class Budget:
                 "--freeze-encoder-updates", str(freeze), "--unfreeze-warmup-updates", str(ramp),
                 "--head-lr-scale", str(self.head_lr_scale), "--set", f"mask_prob={mask}",
                 "--set", f"mask_channel_prob={mask / 2}",
-                *reinit, "--best-by", "cer", "--unknown", "map", "--seed", str(seed)]
+                *reinit, *UNIT_ARGS[units], "--unknown", "map", "--seed", str(seed)]
 
 
 # the README's demo on the synthesized corpus: about 20 minutes on 2 CPU cores; the output layer

@@ -16,6 +16,13 @@ from .report import eval_dir, finetune_dir, manifest_names, minutes_of, write_re
 from .stages import StageRunner
 
 RESCORE_TRIALS = 100
+UNITS = ("letters", "phones")  # fine-tuning's output units, in the order the runs and the report take them
+
+
+def decoders_of(decoders: list[str], units: str) -> list[str]:
+    """The decoders that give words for a model of these units: a phone model's greedy output is
+    phones, so it has no word error rate; its LM searches spell words through the phone lexicon."""
+    return [d for d in decoders if units == "letters" or d != "greedy"]
 
 
 def file_digest(path: Path) -> str:
@@ -46,50 +53,68 @@ def run_lowres(args: argparse.Namespace) -> Path:
     if not {"greedy", "ngram"} <= set(args.decoders):
         raise ValueError("--decoders needs greedy and ngram (the error analysis compares them; rescore re-ranks "
                          "the n-gram search)")
+    if "letters" not in args.units:
+        raise ValueError("--units needs letters (the greedy rows and the error analysis); add phones beside them")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget = SCALES[args.scale]
     start = time.time()
-    labeled = [Path(p) for p in args.labeled]
+    labeled, dev = [Path(p) for p in args.labeled], Path(args.dev)
     tests = [Path(p) for p in args.test]
     # distinct names, and so folders, even for a/test.tsv and b/test.tsv
     tested = list(zip(tests, manifest_names(tests)))
-    runs = [(lab, init, f"{name}-{init}", finetune_dir(out, name, init))
-            for lab, name in zip(labeled, manifest_names(labeled)) for init in ("pretrained", "scratch")]
-    check_disjoint([Path(args.unlabeled), *labeled], [Path(args.dev), *tests])
+    phones = "phones" in args.units
+    # phone models learn from phonemised copies of the labeled sets and select on a phonemised dev set
+    names = manifest_names([*labeled, dev])
+    phonemised = {m: out / "phones" / f"{n}.tsv" for m, n in zip([*labeled, dev], names)}
+    runs = [(lab, init, units, finetune_dir(out, name, init, units))
+            for units in UNITS if units in args.units for lab, name in zip(labeled, manifest_names(labeled))
+            for init in ("pretrained", "scratch")]
+    check_disjoint([Path(args.unlabeled), *labeled], [dev, *tests])
     runner = StageRunner(out)
     b = budget
     pre = out / "pretrain"
     runner.run("pretrain", b.pretrain_args(args.unlabeled, pre, args.seed), pre, resumable=True)
-    for lab, init, name, ft in runs:
+    if phones:
+        for manifest, path in phonemised.items():
+            runner.run(f"phonemize {path.stem}", ["data", "phonemize", str(manifest), "--out", str(path),
+                                                  "--oov", str(path.with_suffix(".oov.tsv"))], path.with_suffix(""))
+    for lab, init, units, ft in runs:
         init_dir = str(pre / "best") if init == "pretrained" else "none"
-        runner.run(f"finetune {name}", b.finetune_args(str(lab), minutes_of(lab), args.dev, ft, init_dir, args.seed), ft, resumable=True)
+        train, valid = (phonemised[lab], phonemised[dev]) if units == "phones" else (lab, dev)
+        runner.run(f"finetune {ft.name}", b.finetune_args(str(train), minutes_of(train), str(valid), ft, init_dir,
+                                                          args.seed, units), ft, resumable=True)
     lm = out / "lm"
-    arpa, lexicon, tlm = lm / f"{b.lm_order}gram.arpa", lm / "lexicon.txt", lm / "transformer"
+    arpa, tlm = lm / f"{b.lm_order}gram.arpa", lm / "transformer"
+    lexicon = {"letters": lm / "lexicon.txt", "phones": lm / "phone_lexicon.txt"}
     runner.run("n-gram LM", ["lm", "build", "--text", args.lm_text, "--order", str(b.lm_order), "--out", str(arpa),
-                             "--lexicon", str(lexicon)], lm / "ngram")
+                             "--lexicon", str(lexicon["letters"])], lm / "ngram")
+    if phones:
+        runner.run("phone lexicon", ["lm", "lexicon", "--arpa", str(arpa), "--out", str(lexicon["phones"]),
+                                     "--phones"], lm / "phone-lexicon")
     if {"transformer", "rescore"} & set(args.decoders):
         runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
                                       "--steps", str(b.lm_steps)], tlm)
-    decoders = {"greedy": [], "ngram": ["--lm", str(arpa), "--lexicon", str(lexicon)],
-                "transformer": ["--lm", str(tlm), "--lexicon", str(lexicon)], "rescore": ["--lm", str(tlm)]}
     searches = {"ngram": (b.tune_trials, ["--beam-size", str(b.beam_size)]),
                 "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
                 "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
     for group in (["greedy", "ngram", "rescore"], ["transformer"]):  # the slow Transformer-LM search last
-        for _, _, name, ft in runs:
+        for _, _, units, ft in runs:
             model = str(ft / "best")
-            for dec in (d for d in group if d in args.decoders):
+            words = ["--lexicon", str(lexicon[units])]  # the LM searches spell words in the model's units
+            decoders = {"greedy": [], "ngram": ["--lm", str(arpa), *words], "transformer": ["--lm", str(tlm), *words],
+                        "rescore": ["--lm", str(tlm)]}
+            for dec in (d for d in group if d in decoders_of(args.decoders, units)):
                 if dec in searches:
                     trials, extra = searches[dec]
-                    runner.run(f"tune {dec} {name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
-                                                      "--trials", str(trials), *extra, *decoders[dec]],
+                    runner.run(f"tune {dec} {ft.name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
+                                                         "--trials", str(trials), *extra, *decoders[dec]],
                                ft / f"tune-{dec}")
                 for test, test_name in tested:
                     ev = eval_dir(ft, test_name, dec)
-                    runner.run(f"evaluate {name} {test_name} {dec}",
+                    runner.run(f"evaluate {ft.name} {test_name} {dec}",
                                ["evaluate", model, str(test), "--decoder", dec, "--out", str(ev)], ev)
-    first_run, first_test = runs[0][3], tested[0][1]  # first labeled set, pre-trained; first test set
+    first_run, first_test = runs[0][3], tested[0][1]  # first labeled set, letters, pre-trained; first test set
     runner.run("error analysis", ["analyze", "errors", str(eval_dir(first_run, first_test, "greedy") / "hyps.tsv"),
                                   "--lm-hyps", str(eval_dir(first_run, first_test, "ngram") / "hyps.tsv"),
                                   "--lm-text", args.lm_text, "--out-dir", str(out / "errors")], out / "errors")
@@ -114,5 +139,10 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
                         "Transformer LM, the Transformer LM inside the beam search (slow: about 1 CPU-second per "
                         "second of audio at beam 8). greedy and ngram are needed for the error analysis, ngram "
                         "for rescore")
+    q.add_argument("--units", nargs="+", default=["letters"], choices=UNITS,
+                   help="fine-tuning's output units: letters, and/or CMUdict phones (labeled and dev sets "
+                        "phonemised, utterances with words outside CMUdict left out; words through a pronunciation "
+                        "lexicon in the LM searches; no greedy rows). With ten labeled minutes phones gave 6-8 dev "
+                        "WER points over letters with the 4-gram (docs/small_compute.md, rows PU)")
     q.add_argument("--seed", type=int, default=1)
     q.set_defaults(func=run_lowres)

@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..analysis.report import markdown_table
@@ -17,6 +18,8 @@ from ..data.manifest import read_manifest
 from ..interop.model_dir import atomic_write
 from ..train.logs import plot_run, read_log
 
+COLORS = {("letters", "pretrained"): "tab:blue", ("letters", "scratch"): "tab:red",
+          ("phones", "pretrained"): "tab:green", ("phones", "scratch"): "tab:orange"}
 LM_NAMES = {"greedy": "None", "ngram": "4-gram", "transformer": "Transformer", "rescore": "4-gram + Transformer rescoring"}
 
 
@@ -83,9 +86,10 @@ def manifest_names(manifests: list[Path]) -> list[str]:
                 depth[i] += 1
 
 
-def finetune_dir(out: Path, labeled: str, init: str) -> Path:
-    """The fine-tuning run of the labeled set named ``labeled`` (:func:`manifest_names`)."""
-    return out / "finetune" / f"{labeled}-{init}"
+def finetune_dir(out: Path, labeled: str, init: str, units: str = "letters") -> Path:
+    """The fine-tuning run of the labeled set named ``labeled`` (:func:`manifest_names`) with
+    output ``units`` (letters, or phones: ``NAME-phones-INIT``)."""
+    return out / "finetune" / ("-".join([labeled, init] if units == "letters" else [labeled, units, init]))
 
 
 def eval_dir(finetuned: Path, test: str, decoder: str) -> Path:
@@ -93,21 +97,25 @@ def eval_dir(finetuned: Path, test: str, decoder: str) -> Path:
     return finetuned / "eval" / f"{test}-{decoder}"
 
 
-def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str]) -> list[dict]:
-    """One row per (labeled set, initialisation, decoder): (WER, CER) % and (words, characters) per
-    test set, keyed by the sets' :func:`manifest_names`; None where an evaluation is missing."""
+def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str],
+            units: Sequence[str] = ("letters",)) -> list[dict]:
+    """One row per (units, labeled set, initialisation, decoder): (WER, CER) % and (words,
+    characters) per test set, keyed by the sets' :func:`manifest_names`; None where an evaluation is
+    missing. Phone models have no greedy rows (their greedy output is phones, not words)."""
     rows = []
     test_names = manifest_names(tests)
-    for lab, lab_name in zip(labeled, manifest_names(labeled)):
-        for init in ("pretrained", "scratch"):
-            for dec in (d for d in LM_NAMES if d in decoders):
-                row = {"labeled": lab_name, "minutes": minutes_of(lab), "init": init, "decoder": dec}
-                for test in test_names:
-                    m = eval_dir(finetune_dir(out, lab_name, init), test, dec) / "metrics.json"
-                    metrics = json.loads(m.read_text()) if m.is_file() else None
-                    row[test] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
-                    row[f"{test}/counts"] = (metrics["n_words"], metrics["n_chars"]) if metrics else None
-                rows.append(row)
+    for unit in units:
+        for lab, lab_name in zip(labeled, manifest_names(labeled)):
+            for init in ("pretrained", "scratch"):
+                for dec in (d for d in LM_NAMES if d in decoders and (unit == "letters" or d != "greedy")):
+                    row = {"labeled": lab_name, "minutes": minutes_of(lab), "units": unit, "init": init,
+                           "decoder": dec}
+                    for test in test_names:
+                        m = eval_dir(finetune_dir(out, lab_name, init, unit), test, dec) / "metrics.json"
+                        metrics = json.loads(m.read_text()) if m.is_file() else None
+                        row[test] = (100 * metrics["wer"], 100 * metrics["cer"]) if metrics else None  # WER, CER
+                        row[f"{test}/counts"] = (metrics["n_words"], metrics["n_chars"]) if metrics else None
+                    rows.append(row)
     return rows
 
 
@@ -131,7 +139,7 @@ def report_json(rows: list[dict], tests: list[str], scale: str, wall: float, pre
                 continue
             words, chars = r[f"{t}/counts"]
             out_rows.append({"labeled": r["labeled"], "labeled_minutes": round(r["minutes"], 2),
-                             "pretrained": r["init"] == "pretrained", "decoder": r["decoder"], "test": t,
+                             "units": r["units"], "pretrained": r["init"] == "pretrained", "decoder": r["decoder"], "test": t,
                              "wer": round(r[t][0], 2), "cer": round(r[t][1], 2),
                              "ref_words": words, "ref_chars": chars})
     return {"commit": git_commit(), "scale": scale, "wall_minutes": round(wall / 60, 2), "pretrain": pretrain,
@@ -146,12 +154,13 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[str], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(tests), figsize=(5 * len(tests), 3.6), squeeze=False)
     for ax, test in zip(axes[0], tests):
-        for init, color in (("pretrained", "tab:blue"), ("scratch", "tab:red")):
+        for (units, init), color in COLORS.items():
             for dec, style in (("greedy", "o-"), ("ngram", "s--"), ("transformer", "^:"), ("rescore", "v-.")):
-                pts = sorted((r["minutes"], r[test][0]) for r in rows
-                             if r["init"] == init and r["decoder"] == dec and r[test] is not None)
+                pts = sorted((r["minutes"], r[test][0]) for r in rows if r["units"] == units
+                             and r["init"] == init and r["decoder"] == dec and r[test] is not None)
                 if pts:
-                    ax.plot(*zip(*pts), style, color=color, label=f"{init}, LM {LM_NAMES[dec]}")
+                    ax.plot(*zip(*pts), style, color=color,
+                            label=f"{init}{', phones' if units == 'phones' else ''}, LM {LM_NAMES[dec]}")
         ax.set_xscale("log")
         ax.set_xlabel("labeled minutes")
         ax.set_ylabel("WER %")
@@ -165,7 +174,7 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[str], path: Path) -> None:
 
 def write_report(out: Path, args: argparse.Namespace, budget: dict, records: list[dict], wall: float) -> Path:
     labeled, test_paths = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
-    rows, tests = collect(out, labeled, test_paths, args.decoders), manifest_names(test_paths)
+    rows, tests = collect(out, labeled, test_paths, args.decoders, args.units), manifest_names(test_paths)
     plot_wer_vs_minutes(rows, tests, out / "wer_vs_minutes.png")
     figures = {"wer_vs_minutes.png": "WER against labeled minutes"}
     for run in [out / "pretrain"] + sorted((out / "finetune").glob("*")):
@@ -175,15 +184,15 @@ def write_report(out: Path, args: argparse.Namespace, budget: dict, records: lis
     pre = stage_seconds(records, "pretrain")
     table = []
     for r in rows:
-        ft = stage_seconds(records, f"finetune {r['labeled']}-{r['init']}")
+        ft = stage_seconds(records, f"finetune {finetune_dir(out, r['labeled'], r['init'], r['units']).name}")
         compute = (pre if r["init"] == "pretrained" else 0.0) + ft
-        table.append([f"{r['labeled']} ({r['minutes']:.1f} min)", "yes" if r["init"] == "pretrained" else "no",
+        table.append([f"{r['labeled']} ({r['minutes']:.1f} min)", r["units"], "yes" if r["init"] == "pretrained" else "no",
                       LM_NAMES[r["decoder"]]] + ["%.1f (%.1f)" % r[t] if r[t] is not None else "–" for t in tests]
                      + [f"{compute / 60:.1f}"])
-    header = ["labeled data", "pre-trained", "LM"] + [f"{t} WER (CER)" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
+    header = ["labeled data", "units", "pre-trained", "LM"] + [f"{t} WER (CER)" for t in tests] + ["CPU-minutes (pre-train + fine-tune)"]
     md = [f"# Low-resource experiment (paper table 1, at {budget['preset']} scale)\n",
           f"Unlabeled: `{args.unlabeled}` ({minutes_of(Path(args.unlabeled)):.1f} min); dev: `{args.dev}`; "
-          f"LM text: `{args.lm_text}`.\n", "## WER (%)\n", markdown_table(header, table, "lll" + "r" * (len(tests) + 1)),
+          f"LM text: `{args.lm_text}`.\n", "## WER (%)\n", markdown_table(header, table, "llll" + "r" * (len(tests) + 1)),
           "\n![WER against labeled minutes](wer_vs_minutes.png)\n"]
     errors = out / "errors" / "errors.md"
     if errors.is_file():
