@@ -13,7 +13,7 @@ import torch
 
 from w2v2.analysis.align import (align_transcript, ctc_log_probs, ctc_viterbi, model_input_of, segment_units,
                                  unit_spans)
-from w2v2.analysis.phones import cmu_lexicon, phonemize
+from w2v2.analysis.phones import cmu_lexicon, cmu_pronunciations, cmu_spellings, phonemize, possessive
 from w2v2.cli import main
 from w2v2.config import W2V2Config
 from w2v2.data.manifest import Entry, read_manifest, write_manifest
@@ -97,6 +97,36 @@ def test_phonemize_cmudict():
     phones = {p for pron in lex.values() for p in pron}
     assert len(phones) == 39 and not any(ch.isdigit() for p in phones for ch in p)
     assert phonemize("HELLO QWXZYV", lex) == (None, ["QWXZYV"])
+
+
+def test_possessives_missing_from_cmudict_take_the_english_ending():
+    """A hand lexicon: the ending after a sibilant, another voiceless consonant and a vowel; a word
+    in the lexicon keeps its own entry; no stem, no guess."""
+    lex = {"BOSS": ["B", "AO", "S"], "CAT": ["K", "AE", "T"], "DOG": ["D", "AO", "G"], "TEA": ["T", "IY"],
+           "DOG'S": ["D", "AA", "G", "Z"]}
+    assert phonemize("BOSS'S CAT'S TEA'S", lex) == ("B AO S IH Z | K AE T S | T IY Z", [])
+    assert phonemize("DOG'S", lex) == ("D AA G Z", [])
+    assert phonemize("QWX'S", lex) == (None, ["QWX'S"]) and phonemize("'S", lex) == (None, ["'S"])
+
+
+def test_possessive_rule_agrees_with_cmudicts_own_possessives():
+    """Against CMUdict itself: for the possessives it lists whose stem it also lists, the rule gives
+    one of the listed pronunciations for at least 95 % (measured: 96.0 % of 6,352; the rest differ
+    mostly in the stem's vowels), and where a listed possessive starts with a stem pronunciation,
+    the ending for at least 97 % (measured: 98.8 % of 6,171)."""
+    prons = cmu_pronunciations()
+    pairs = [(w, w[:-2]) for w in prons if w.endswith("'S") and w[:-2] in prons]
+    assert len(pairs) > 5000
+    whole = sum(any(possessive(p) in prons[w] for p in prons[stem]) for w, stem in pairs)
+    prefixed = [[(q, p) for q in prons[w] for p in prons[stem] if q[:len(p)] == p] for w, stem in pairs]
+    prefixed = [m for m in prefixed if m]
+    ending = sum(any(q == possessive(p) for q, p in m) for m in prefixed)
+    assert whole / len(pairs) >= 0.95, whole / len(pairs)
+    assert len(prefixed) > 5000 and ending / len(prefixed) >= 0.97, ending / len(prefixed)
+    assert cmu_spellings("QWXZYV'S") == [] and cmu_spellings("HELLO") == prons["HELLO"]
+    # a possessive CMUdict lacks is spelt from its stem
+    word = next(w + "'S" for w in prons if w.isalpha() and w + "'S" not in prons and w.endswith("T"))
+    assert cmu_spellings(word) == [possessive(p) for p in prons[word[:-2]]]
 
 
 PHONES = ["<pad>", "<unk>", "|"] + sorted({p for p in "HH AH L OW W ER D".split()})
