@@ -12,17 +12,11 @@ from pathlib import Path
 
 from ..data.manifest import read_manifest
 from .budget import SCALES
-from .report import eval_dir, finetune_dir, manifest_names, minutes_of, write_report
+from .report import decoders_of, eval_dir, finetune_dir, manifest_names, minutes_of, write_report
 from .stages import StageRunner
 
 RESCORE_TRIALS = 100
 UNITS = ("letters", "phones")  # fine-tuning's output units, in the order the runs and the report take them
-
-
-def decoders_of(decoders: list[str], units: str) -> list[str]:
-    """The decoders that give words for a model of these units: a phone model's greedy output is
-    phones, so it has no word error rate; its LM searches spell words through the phone lexicon."""
-    return [d for d in decoders if units == "letters" or d != "greedy"]
 
 
 def file_digest(path: Path) -> str:
@@ -140,9 +134,10 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
                         "second of audio at beam 8). greedy and ngram are needed for the error analysis, ngram "
                         "for rescore")
     q.add_argument("--units", nargs="+", default=["letters"], choices=UNITS,
-                   help="fine-tuning's output units: letters, and/or CMUdict phones (labeled and dev sets "
+                   help="fine-tuning's output units: letters, or letters and CMUdict phones (labeled and dev sets "
                         "phonemised, utterances with words outside CMUdict left out; words through a pronunciation "
-                        "lexicon in the LM searches; no greedy rows). With ten labeled minutes phones gave 6-8 dev "
-                        "WER points over letters with the 4-gram (docs/small_compute.md, rows PU)")
+                        "lexicon in the LM searches; no greedy rows). On the shared data phones gave 5-8 dev WER "
+                        "points over letters with the 4-gram with ten labeled minutes, 13-15 with an hour "
+                        "(docs/small_compute.md, rows PU and R6-phones)")
     q.add_argument("--seed", type=int, default=1)
     q.set_defaults(func=run_lowres)

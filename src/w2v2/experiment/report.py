@@ -86,6 +86,12 @@ def manifest_names(manifests: list[Path]) -> list[str]:
                 depth[i] += 1
 
 
+def decoders_of(decoders: Sequence[str], units: str) -> list[str]:
+    """The decoders that give words for a model of these units: a phone model's greedy output is
+    phones, so it has no word error rate; its LM searches spell words through the phone lexicon."""
+    return [d for d in decoders if units == "letters" or d != "greedy"]
+
+
 def finetune_dir(out: Path, labeled: str, init: str, units: str = "letters") -> Path:
     """The fine-tuning run of the labeled set named ``labeled`` (:func:`manifest_names`) with
     output ``units`` (letters, or phones: ``NAME-phones-INIT``)."""
@@ -101,13 +107,13 @@ def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[st
             units: Sequence[str] = ("letters",)) -> list[dict]:
     """One row per (units, labeled set, initialisation, decoder): (WER, CER) % and (words,
     characters) per test set, keyed by the sets' :func:`manifest_names`; None where an evaluation is
-    missing. Phone models have no greedy rows (their greedy output is phones, not words)."""
+    missing. Phone models have no greedy rows (:func:`decoders_of`)."""
     rows = []
     test_names = manifest_names(tests)
     for unit in units:
         for lab, lab_name in zip(labeled, manifest_names(labeled)):
             for init in ("pretrained", "scratch"):
-                for dec in (d for d in LM_NAMES if d in decoders and (unit == "letters" or d != "greedy")):
+                for dec in (d for d in LM_NAMES if d in decoders_of(decoders, unit)):
                     row = {"labeled": lab_name, "minutes": minutes_of(lab), "units": unit, "init": init,
                            "decoder": dec}
                     for test in test_names:
