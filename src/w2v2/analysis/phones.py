@@ -15,13 +15,16 @@ from __future__ import annotations
 import csv
 import functools
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from ..data.manifest import Entry
 
 TIMIT_RATE = 16000
 Segments = list[tuple[float, float, str]]  # (start s, end s, phone)
+V = TypeVar("V")  # a lexicon entry: one pronunciation, or a list of them
 
 
 def strip_stress(phones: list[str]) -> list[str]:
@@ -63,10 +66,7 @@ def cmu_spellings(word: str) -> list[list[str]]:
     """A word's CMUdict pronunciations, or for a possessive missing from CMUdict its stem's with
     the possessive ending (none for another word outside CMUdict): the spellings of a phone
     model's decoding lexicon (:func:`w2v2.decode.lexicon.build_lexicon`)."""
-    prons, stem = cmu_pronunciations(), possessive_stem(word)
-    if word not in prons and stem in prons:
-        return [possessive(p) for p in prons[stem]]
-    return prons.get(word, [])
+    return pronounce(word, cmu_pronunciations(), lambda prons: [possessive(p) for p in prons]) or []
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,12 +75,12 @@ def cmu_lexicon() -> dict[str, list[str]]:
     return {w: prons[0] for w, prons in cmu_pronunciations().items()}
 
 
-def pronounce(word: str, lexicon: dict[str, list[str]]) -> list[str] | None:
-    """The word's lexicon pronunciation; a possessive missing from the lexicon gets its stem's with
-    the possessive ending; None for another missing word."""
+def pronounce(word: str, lexicon: Mapping[str, V], ending: Callable[[V], V] = possessive) -> V | None:
+    """The word's lexicon entry; a possessive missing from the lexicon gets its stem's entry with the
+    possessive ``ending`` (:func:`possessive` for one pronunciation); None for another missing word."""
     stem = possessive_stem(word)
     if word not in lexicon and stem in lexicon:
-        return possessive(lexicon[stem])
+        return ending(lexicon[stem])
     return lexicon.get(word)
 
 

@@ -110,12 +110,12 @@ def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[st
     missing. Phone models have no greedy rows (:func:`decoders_of`)."""
     rows = []
     test_names = manifest_names(tests)
+    sets = list(zip(manifest_names(labeled), map(minutes_of, labeled)))  # each manifest read once
     for unit in units:
-        for lab, lab_name in zip(labeled, manifest_names(labeled)):
+        for lab_name, minutes in sets:
             for init in ("pretrained", "scratch"):
                 for dec in (d for d in LM_NAMES if d in decoders_of(decoders, unit)):
-                    row = {"labeled": lab_name, "minutes": minutes_of(lab), "units": unit, "init": init,
-                           "decoder": dec}
+                    row = {"labeled": lab_name, "minutes": minutes, "units": unit, "init": init, "decoder": dec}
                     for test in test_names:
                         m = eval_dir(finetune_dir(out, lab_name, init, unit), test, dec) / "metrics.json"
                         metrics = json.loads(m.read_text()) if m.is_file() else None
