@@ -16,7 +16,9 @@ Variants:
 - ``frozen``: the preset with ``feature_grad_mult`` 0, the feature encoder left at its random
   initialisation and run without an autograd graph (no backward through the convolutions);
 - ``wide``: the preset's Transformer at twice the width (512, FFN 2048, 8 heads), the same encoder;
-- ``deep``: the preset's Transformer with twice the blocks (8).
+- ``deep``: the preset's Transformer with twice the blocks (8);
+- ``continuous``: the preset with continuous targets (``quantize_targets=False``, the `demo` and
+  `real` budgets' objective).
 
 Rounds alternate the order; the figures are medians of wall seconds per update and of the per-round
 ratio to ``tiny``, and the audio hours per wall-clock hour that the median update gives. Timings on
@@ -55,6 +57,8 @@ def build(variant: str) -> nn.Module:
         cfg = dataclasses.replace(cfg, encoder_embed_dim=512, encoder_ffn_embed_dim=2048, encoder_attention_heads=8)
     if variant == "deep":
         cfg = dataclasses.replace(cfg, encoder_layers=8)
+    if variant == "continuous":
+        cfg = dataclasses.replace(cfg, quantize_targets=False)
     torch.manual_seed(0)
     model = build_pretraining_model(cfg)
     model.set_num_updates(0)
@@ -64,7 +68,7 @@ def build(variant: str) -> nn.Module:
         inner.encoder = torch.compile(inner.encoder, dynamic=True)
     return model.train()
 
-VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep")
+VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep", "continuous")
 
 
 def main(argv: list[str] | None = None) -> None:

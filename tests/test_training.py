@@ -41,13 +41,8 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("targets", ["paper", "teacher"])
-def test_sigkill_then_resume_reaches_the_same_parameters(corpus, tmp_path, targets):
-    """Also with teacher targets (target_layers): the EMA teacher is saved and restored with the model."""
+def test_sigkill_then_resume_reaches_the_same_parameters(corpus, tmp_path):
     manifest, cfg_path = corpus
-    if targets == "teacher":
-        cfg_path = tmp_path / "teacher.json"
-        micro_config(encoder_layerdrop=0.0, quantize_targets=False, target_layers=2).save(cfg_path)
     subprocess.run(pretrain_cmd(manifest, cfg_path, tmp_path / "ref"), check=True, env=ENV, capture_output=True)
     proc = subprocess.Popen(pretrain_cmd(manifest, cfg_path, tmp_path / "killed"), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -62,7 +57,6 @@ def test_sigkill_then_resume_reaches_the_same_parameters(corpus, tmp_path, targe
                    capture_output=True)
     ref, resumed = final_weights(tmp_path / "ref"), final_weights(tmp_path / "killed")
     assert ref.keys() == resumed.keys()
-    assert any(k.startswith("teacher.") for k in ref) == (targets == "teacher")
     for k in ref:
         assert torch.equal(ref[k], resumed[k]), k
 

@@ -69,10 +69,6 @@ class W2V2Config:
     latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # (max, min, decay per update)
     quantize_input: bool = False  # ablation (table 4): quantized Transformer inputs
     quantize_targets: bool = True  # ablation (table 4): False = continuous targets
-    # not in the paper (data2vec, Baevski et al. 2022): continuous targets from an EMA teacher's top
-    # target_layers Transformer blocks instead of the feature encoder's output (0 = the paper's z)
-    target_layers: int = 0
-    ema_decay: tuple[float, float, float] = (0.999, 0.9999, 10000.0)  # teacher's tau: (start, end, updates to end)
     # masking (section 3.1, appendix A); mask_prob is fairseq-style (start prob x span length)
     mask_prob: float = 0.65
     mask_length: int = 10
@@ -131,8 +127,6 @@ class W2V2Config:
             isinstance(b, tuple) and len(b) == 3 and all(isinstance(v, int) and v >= 1 for v in b)
             for b in self.conv_layers)
         t = self.latent_temp
-        e = self.ema_decay
-        ema_ok = len(e) == 3 and all(isinstance(v, (int, float)) for v in e) and 0 <= e[0] <= e[1] <= 1 and e[2] >= 0
         temp_ok = len(t) == 3 and all(isinstance(v, (int, float)) for v in t) and 0 < t[1] <= t[0] and 0 < t[2] <= 1
         return [
             ("conv_layers", conv_ok, "needs at least one (channels, kernel, stride) block, every value >= 1"),
@@ -149,11 +143,6 @@ class W2V2Config:
              f"must divide the codevector width ({self.codevector_dim})"),
             ("latent_dim", self.latent_dim >= 0, "must be >= 0 (0: final_dim)"),
             ("latent_temp", temp_ok, "(max, min, decay) needs 0 < min <= max and 0 < decay <= 1"),
-            ("target_layers", 0 <= self.target_layers <= self.encoder_layers,
-             f"must lie in [0, encoder_layers={self.encoder_layers}]"),
-            ("target_layers", self.target_layers == 0 or not (self.quantize_targets or self.quantize_input),
-             "teacher targets are continuous: needs quantize_targets=False and quantize_input=False"),
-            ("ema_decay", ema_ok, "(start, end, updates) needs 0 <= start <= end <= 1 and updates >= 0"),
             *map(prob, ("dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features",
                         "encoder_layerdrop", "final_dropout", "mask_prob", "mask_channel_prob")),
             ("mask_min_masks", self.mask_min_masks >= 0, "must be >= 0"),
@@ -193,9 +182,8 @@ class W2V2Config:
         d = dict(d)
         if "conv_layers" in d:
             d["conv_layers"] = tuple(tuple(int(v) for v in layer) for layer in d["conv_layers"])
-        for key in ("latent_temp", "ema_decay"):
-            if key in d:
-                d[key] = tuple(float(v) for v in d[key])
+        if "latent_temp" in d:
+            d["latent_temp"] = tuple(float(v) for v in d["latent_temp"])
         return cls(**d)
 
     def save(self, path: str | Path) -> None:

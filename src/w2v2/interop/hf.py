@@ -120,8 +120,6 @@ def state_to_hf(sd: dict[str, torch.Tensor], encoder_prefix: str) -> dict[str, t
             out[encoder_prefix + k] = value
         elif key.startswith("final_proj."):
             out["project_hid." + key[len("final_proj."):]] = value
-        elif key.startswith("teacher."):  # the EMA teacher (target_layers) is training state only
-            continue
         elif key.startswith("project_inp.") or key.startswith("input_quantizer."):
             raise ValueError("transformers has no quantized-input wav2vec 2.0: cannot export this ablation model")
         else:

@@ -13,7 +13,6 @@ from .dropout import Dropout
 from .losses import contrastive_accuracy, contrastive_logits, contrastive_loss, diversity_loss
 from .masking import compute_mask_indices, sample_negatives
 from .quantizer import GumbelVectorQuantizer
-from .teacher import EmaTeacher
 from .wav2vec2 import Wav2Vec2Model, build_model
 
 
@@ -35,18 +34,16 @@ class PretrainOutput:
 
 class Wav2Vec2ForPreTraining(nn.Module):
     def __init__(self, cfg: W2V2Config, wav2vec2: Wav2Vec2Model, quantizer: GumbelVectorQuantizer | None,
-                 input_quantizer: GumbelVectorQuantizer | None = None, teacher: EmaTeacher | None = None) -> None:
+                 input_quantizer: GumbelVectorQuantizer | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.wav2vec2 = wav2vec2
         self.quantizer = quantizer
         self.input_quantizer = input_quantizer
-        self.teacher = teacher
         c = wav2vec2.feature_extractor.out_channels
         d = wav2vec2.feature_projection.projection.out_features
         self.dropout_features = Dropout(cfg.dropout_features)
-        target_dim = cfg.codevector_dim if quantizer is not None else d if teacher is not None else c
-        self.project_q = nn.Linear(target_dim, cfg.final_dim)
+        self.project_q = nn.Linear(cfg.codevector_dim if quantizer is not None else c, cfg.final_dim)
         self.final_proj = nn.Linear(d, cfg.final_dim)
         self.project_inp = nn.Linear(cfg.codevector_dim, d) if input_quantizer is not None else None
 
@@ -54,11 +51,6 @@ class Wav2Vec2ForPreTraining(nn.Module):
         for q in (self.quantizer, self.input_quantizer):
             if q is not None:
                 q.set_num_updates(num_updates)
-
-    def update_teacher(self, num_updates: int) -> None:
-        """One EMA step of the teacher towards the student's Transformer (after an optimizer step)."""
-        if self.teacher is not None:
-            self.teacher.step(self.wav2vec2.encoder, num_updates)
 
     def compute_masks(self, frame_lengths: list[int], total: int, rng: np.random.Generator) -> Tensor:
         cfg = self.cfg
@@ -100,14 +92,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
         x, _ = w.encoder(x, f.key_mask)
         c = self.final_proj(x[mask_indices].view(b, m, -1))
         z = self.dropout_features(f.normed)[mask_indices]  # (B*M, C): the quantizer sees unmasked z
-        if self.teacher is not None:  # not in the paper: the teacher's view of the unmasked input
-            with torch.no_grad():
-                clean = w.feature_projection.projection(f.normed)  # f.projected without dropout_input
-            y = self.teacher.targets(clean, f.key_mask)[mask_indices]  # (B*M, D)
-            codes = torch.zeros(b, m, 0, dtype=torch.long, device=y.device)
-            code_ppl = prob_ppl = torch.zeros((), device=y.device)
-            div, temperature = torch.zeros((), device=y.device), 0.0
-        elif self.quantizer is not None:
+        if self.quantizer is not None:
             q = self.quantizer(z)
             y, codes = q.quantized, q.codes.view(b, m, -1)
             code_ppl, prob_ppl = q.code_perplexity, q.prob_perplexity
@@ -138,6 +123,5 @@ def build_pretraining_model(cfg: W2V2Config) -> Wav2Vec2ForPreTraining:
     def quantizer() -> GumbelVectorQuantizer:
         return GumbelVectorQuantizer(c, cfg.latent_vars, cfg.latent_groups, cfg.codevector_dim, cfg.latent_temp)
 
-    teacher = EmaTeacher(w.encoder, cfg.target_layers, cfg.ema_decay) if cfg.target_layers > 0 else None
     return Wav2Vec2ForPreTraining(cfg, w, quantizer() if cfg.quantize_targets else None,
-                                  quantizer() if cfg.quantize_input else None, teacher)
+                                  quantizer() if cfg.quantize_input else None)

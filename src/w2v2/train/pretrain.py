@@ -32,7 +32,7 @@ TRAINING_FIELDS = frozenset({
     "dropout", "attention_dropout", "activation_dropout", "dropout_input", "dropout_features", "encoder_layerdrop",
     "final_dropout", "latent_temp", "mask_prob", "mask_length", "mask_min_masks", "mask_channel_prob",
     "mask_channel_length", "mask_copies", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight",
-    "diversity_form", "feature_grad_mult", "ema_decay"})
+    "diversity_form", "feature_grad_mult"})
 SIZE_RECIPES = ("large", "base")  # a model from no preset gets the first whose encoder width it reaches
 
 
@@ -87,7 +87,6 @@ class PretrainTask:
         self.find_unused_parameters = cfg.encoder_layerdrop > 0 or cfg.quantize_input
         self.valid, self.max_sample_size, self.seed = valid, max_sample_size, seed
         self.flat_steps = 0
-        self.last_update: int | None = None
 
     def step(self, model: nn.Module, batch: Batch, rng: np.random.Generator, num_updates: int) -> StepResult:
         out = model(batch.waveform, None, rng=rng)  # batches are cropped to their shortest clip: no padding
@@ -136,12 +135,7 @@ class PretrainTask:
         return out
 
     def on_update(self, model: nn.Module, num_updates: int, schedule_at: float) -> None:
-        """Called once as training starts or resumes, then after every update: the teacher (if any)
-        takes its EMA step only after an update, not at the start."""
         model.set_num_updates(num_updates)  # the Gumbel temperature anneals per update (section 4.2)
-        if self.last_update is not None and num_updates > self.last_update:
-            model.update_teacher(num_updates)
-        self.last_update = num_updates
         self.schedule_at = schedule_at
 
     def frozen(self, model: nn.Module, num_updates: int) -> list[nn.Parameter]:
