@@ -286,17 +286,15 @@ def parse_pretrain(args: list[str]):
     return parsed, model_config(parsed)[0]
 
 
-@pytest.mark.parametrize("scale,pace,quantized,span", [("demo", "time", False, 3), ("real", "time", False, 3),
-                                                       ("short", "updates", True, 10), ("ci", "updates", False, 3)])
-def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized, span):
-    """docs/small_compute.md, rows T1 and ML3: the demo and real budgets pre-train with continuous targets,
-    3-frame mask spans and a clock-paced schedule; short (the ablations) keeps the paper's quantized
-    targets, its 10-frame spans and the update pace."""
+@pytest.mark.parametrize("scale,pace,quantized", [("demo", "time", False), ("real", "time", False),
+                                                  ("short", "updates", True), ("ci", "updates", False)])
+def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized):
+    """docs/small_compute.md, rows T1: the demo and real budgets pre-train with continuous targets and a
+    clock-paced schedule; short (the ablations) keeps the paper's quantized targets and the update pace."""
     from w2v2.experiment.budget import SCALES
     parsed, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1))
     assert parsed.schedule_pace == pace
     assert cfg.quantize_targets is quantized and cfg.quantize_input is False
-    assert cfg.mask_length == span and cfg.mask_prob == 0.65
 
 
 @pytest.mark.parametrize("scale", ["demo", "short", "real"])

@@ -95,9 +95,6 @@ class Budget:
 # docs/small_compute.md rows B1200/T1: 1,200 updates, then the same 1,500-update fine-tuning on
 # ten labeled minutes, dev CER 63.7 / 63.4 in two seeds against 67.0 / 67.5 with quantized targets,
 # scratch 74.5). Such a model has no codebook: `analyze codebook` clusters its vectors (`--kmeans K`).
-# Masked spans are 3 frames long instead of the paper's 10, at the paper's mask_prob 0.65 (about 48 %
-# of frames masked either way; rows ML3 / ML3-s2 at T1's protocol: dev CER 61.1 / 61.8 against
-# 63.7 / 63.4; 5-frame spans, rows ML5, 61.9 / 63.0, within the spread).
 # Its schedule is paced by the clock and capped at 1,500 updates, so that the 5 minutes decide.
 DEMO = Budget(
     preset="tiny",
@@ -107,7 +104,7 @@ DEMO = Budget(
     pretrain_max_tokens=8 * 64000,
     pretrain_valid_clips=24,
     pretrain_pace="time",
-    pretrain_sets=("quantize_targets=False", "mask_length=3"),
+    pretrain_sets=("quantize_targets=False",),
     finetune_updates=600,
     finetune_minutes=2.2,
     finetune_pace="time",
@@ -137,7 +134,7 @@ SCALES = {
         pretrain_max_tokens=2 * 64000,
         pretrain_valid_clips=24,
         pretrain_pace="updates",
-        pretrain_sets=("quantize_targets=False", "mask_length=3"),
+        pretrain_sets=("quantize_targets=False",),
         finetune_updates=10,
         finetune_minutes=0.5,
         finetune_pace="updates",
