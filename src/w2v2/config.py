@@ -69,6 +69,7 @@ class W2V2Config:
     latent_temp: tuple[float, float, float] = (2.0, 0.5, 0.999995)  # (max, min, decay per update)
     quantize_input: bool = False  # ablation (table 4): quantized Transformer inputs
     quantize_targets: bool = True  # ablation (table 4): False = continuous targets
+    target_units: int = 0  # non-paper: K > 0 = predict k-means units of MFCCs (HuBERT's first iteration)
     # masking (section 3.1, appendix A); mask_prob is fairseq-style (start prob x span length)
     mask_prob: float = 0.65
     mask_length: int = 10
@@ -152,6 +153,10 @@ class W2V2Config:
             ("feature_pen_weight", self.feature_pen_weight >= 0, "must be >= 0"),
             ("diversity_form", self.diversity_form in DIVERSITY_FORMS, one_of(DIVERSITY_FORMS)),
             ("feature_grad_mult", self.feature_grad_mult >= 0, "must be >= 0"),
+            ("target_units", self.target_units == 0 or self.target_units >= 2, "must be 0 (the paper's targets) or >= 2"),
+            ("target_units", self.target_units == 0 or not self.quantize_targets,
+             "unit targets replace the quantized ones: set quantize_targets=False with them"),
+            ("target_units", self.target_units == 0 or self.mask_copies == 1, "unit targets need mask_copies=1"),
             ("vocab_size", self.vocab_size >= 0, "must be >= 0 (0: no CTC head)"),
         ]
 

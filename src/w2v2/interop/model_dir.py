@@ -61,10 +61,10 @@ BUILDERS = {"ctc": build_ctc_model, "pretraining": build_pretraining_model, "enc
 
 def state_kind(cfg: W2V2Config, keys: set[str]) -> str:
     """What a state dict holds: "ctc" (a fine-tuned model), "pretraining" (with its quantizer and
-    projections) or "encoder" (the bare Wav2Vec2Model)."""
+    projections, or its unit targets) or "encoder" (the bare Wav2Vec2Model)."""
     if cfg.vocab_size > 0 and "lm_head.weight" in keys:
         return "ctc"
-    if any(k.startswith(("quantizer.", "project_q.")) for k in keys):
+    if any(k.startswith(("quantizer.", "project_q.", "units.")) for k in keys):
         return "pretraining"
     return "encoder"
 

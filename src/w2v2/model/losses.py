@@ -49,6 +49,26 @@ def contrastive_accuracy(logits: Tensor) -> tuple[int, int]:
     return int(is_max.sum() - (is_max & is_min).sum()), flat.shape[0]
 
 
+def unit_logits(context: Tensor, embeddings: Tensor, temperature: float, eps: float = 1e-8) -> Tensor:
+    """cos(c_t, e_k) / tau against every unit's embedding, in fp32 (HuBERT, Hsu et al. 2021, eq. 1).
+
+    context: (B, M, D); embeddings: (K, D) -> logits (B, M, K)."""
+    with torch.autocast(context.device.type, enabled=False):
+        unit_c = F.normalize(context.float(), dim=-1, eps=eps)
+        unit_e = F.normalize(embeddings.float(), dim=-1, eps=eps)
+        return unit_c @ unit_e.t() / temperature
+
+
+def unit_loss(logits: Tensor, units: Tensor) -> Tensor:
+    """Summed cross-entropy of the (B, M) target units under (B, M, K) logits."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), units.reshape(-1), reduction="sum")
+
+
+def unit_accuracy(logits: Tensor, units: Tensor) -> tuple[int, int]:
+    """(correct, count): the target unit has the highest logit."""
+    return int((logits.detach().argmax(-1) == units).sum()), units.numel()
+
+
 def diversity_loss(avg_probs: Tensor, prob_perplexity: Tensor, form: str = "perplexity") -> Tensor:
     """Per-step diversity term over G codebooks of V entries.
 

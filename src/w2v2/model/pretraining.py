@@ -10,16 +10,18 @@ from torch import Tensor, nn
 
 from ..config import W2V2Config
 from .dropout import Dropout
-from .losses import contrastive_accuracy, contrastive_logits, contrastive_loss, diversity_loss
+from .losses import (contrastive_accuracy, contrastive_logits, contrastive_loss, diversity_loss, unit_accuracy,
+                     unit_logits, unit_loss)
 from .masking import compute_mask_indices, sample_negatives
 from .quantizer import GumbelVectorQuantizer
-from .wav2vec2 import Wav2Vec2Model, build_model
+from .units import UnitTargets, build_unit_targets
+from .wav2vec2 import Features, Wav2Vec2Model, build_model
 
 
 @dataclass
 class PretrainOutput:
     loss: Tensor  # per masked step: contrastive + a * diversity + b * feature penalty
-    contrastive: Tensor  # summed over masked steps (eq. 3)
+    contrastive: Tensor  # summed over masked steps (eq. 3); unit targets: summed cross-entropy
     diversity: Tensor  # per step (eq. 4, fairseq's perplexity form by default)
     penalty: Tensor  # mean squared feature-encoder output
     sample_size: int  # number of masked steps (fairseq's sample_size)
@@ -28,13 +30,13 @@ class PretrainOutput:
     code_perplexity: Tensor
     prob_perplexity: Tensor
     temperature: float
-    logits: Tensor  # (B, M, K + 1)
-    codes: Tensor  # (B, M, G) codebook entries chosen at the masked steps
+    logits: Tensor  # (B, M, K + 1); unit targets: (B, M, K units)
+    codes: Tensor  # (B, M, G) codebook entries chosen at the masked steps; unit targets: (B, M, 1) units
 
 
 class Wav2Vec2ForPreTraining(nn.Module):
     def __init__(self, cfg: W2V2Config, wav2vec2: Wav2Vec2Model, quantizer: GumbelVectorQuantizer | None,
-                 input_quantizer: GumbelVectorQuantizer | None = None) -> None:
+                 input_quantizer: GumbelVectorQuantizer | None = None, units: UnitTargets | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.wav2vec2 = wav2vec2
@@ -43,7 +45,10 @@ class Wav2Vec2ForPreTraining(nn.Module):
         c = wav2vec2.feature_extractor.out_channels
         d = wav2vec2.feature_projection.projection.out_features
         self.dropout_features = Dropout(cfg.dropout_features)
-        self.project_q = nn.Linear(cfg.codevector_dim if quantizer is not None else c, cfg.final_dim)
+        self.units = units
+        self.project_q = None if units is not None else nn.Linear(
+            cfg.codevector_dim if quantizer is not None else c, cfg.final_dim)
+        self.unit_embeddings = None if units is None else nn.Parameter(torch.randn(cfg.target_units, cfg.final_dim))
         self.final_proj = nn.Linear(d, cfg.final_dim)
         self.project_inp = nn.Linear(cfg.codevector_dim, d) if input_quantizer is not None else None
 
@@ -91,6 +96,8 @@ class Wav2Vec2ForPreTraining(nn.Module):
         x = w.apply_mask(x, mask_indices, channel_mask)
         x, _ = w.encoder(x, f.key_mask)
         c = self.final_proj(x[mask_indices].view(b, m, -1))
+        if self.units is not None:
+            return self.unit_objective(waveform, f, mask_indices, c, in_div)
         z = self.dropout_features(f.normed)[mask_indices]  # (B*M, C): the quantizer sees unmasked z
         if self.quantizer is not None:
             q = self.quantizer(z)
@@ -104,6 +111,7 @@ class Wav2Vec2ForPreTraining(nn.Module):
             div, temperature = torch.zeros((), device=z.device), 0.0
         if in_div is not None:
             div = div + in_div
+        assert self.project_q is not None
         y = self.project_q(y).view(b, m, -1)
         if negatives is None:
             negatives = sample_negatives(b, m, cfg.num_negatives, generator=generator)
@@ -115,6 +123,24 @@ class Wav2Vec2ForPreTraining(nn.Module):
         return PretrainOutput(loss, contrastive, div, f.penalty, n, correct, count, code_ppl, prob_ppl,
                               temperature, logits, codes)
 
+    def unit_objective(self, waveform: Tensor, f: Features, mask_indices: Tensor, c: Tensor,
+                       in_div: Tensor | None) -> PretrainOutput:
+        """HuBERT's masked prediction (Hsu et al. 2021, eq. 1-2, masked frames only) of each masked
+        frame's k-means unit of MFCCs; ``contrastive`` holds the summed cross-entropy and ``codes``
+        the (B, M, 1) target units."""
+        assert self.units is not None and self.unit_embeddings is not None
+        b, m, _ = c.shape
+        units = self.units(waveform, mask_indices.shape[1], f.lengths)[mask_indices].view(b, m)
+        logits = unit_logits(c, self.unit_embeddings, self.cfg.logit_temp)
+        ce = unit_loss(logits, units)
+        zero = torch.zeros((), device=c.device)
+        div = zero if in_div is None else in_div
+        n = b * m
+        loss = ce / n + self.cfg.diversity_weight * div + self.cfg.feature_pen_weight * f.penalty
+        correct, count = unit_accuracy(logits, units)
+        return PretrainOutput(loss, ce, div, f.penalty, n, correct, count, zero, zero, 0.0, logits,
+                              units.unsqueeze(-1))
+
 
 def build_pretraining_model(cfg: W2V2Config) -> Wav2Vec2ForPreTraining:
     w = build_model(cfg)
@@ -124,4 +150,5 @@ def build_pretraining_model(cfg: W2V2Config) -> Wav2Vec2ForPreTraining:
         return GumbelVectorQuantizer(c, cfg.latent_vars, cfg.latent_groups, cfg.codevector_dim, cfg.latent_temp)
 
     return Wav2Vec2ForPreTraining(cfg, w, quantizer() if cfg.quantize_targets else None,
-                                  quantizer() if cfg.quantize_input else None)
+                                  quantizer() if cfg.quantize_input else None,
+                                  build_unit_targets(cfg) if cfg.target_units > 0 else None)

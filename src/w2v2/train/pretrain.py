@@ -23,6 +23,7 @@ from .config import TrainConfig
 from .loop import LrGroup, StepResult, Trainer, one_group
 from .options import add_train_options, train_config_from_args
 from .schedule import warmup_updates
+from .units import fit_unit_centres
 
 
 CONTINUED_LR_SCALE = 0.1  # --init: the peak learning rate is the recipe's times this (see recipe_help)
@@ -92,7 +93,7 @@ class PretrainTask:
         out = model(batch.waveform, None, rng=rng)  # batches are cropped to their shortest clip: no padding
         n = out.sample_size
         return StepResult(out.loss * n, n, {
-            "contrastive": float(out.contrastive), "diversity": float(out.diversity) * n,
+            "contrastive": float(out.contrastive.detach()), "diversity": float(out.diversity) * n,
             "penalty": float(out.penalty) * n, "correct": out.correct, "count": out.count,
             "code_ppl": float(out.code_perplexity) * n, "prob_ppl": float(out.prob_perplexity) * n,
             "temp": out.temperature * n})
@@ -151,11 +152,13 @@ class PretrainTask:
         """Collapse warnings (REFERENCE pitfalls): loss stuck at log(K + 1) once the warm-up is over (a
         small rate keeps it there for a few hundred updates of a long warm-up: no defect), codebook
         perplexity gone."""
-        chance = math.log(self.cfg.num_negatives + 1)
+        chance = math.log(self.cfg.target_units or self.cfg.num_negatives + 1)
         stuck = abs(row.get("contrastive", 0.0) - chance) < 0.01 * chance
         self.flat_steps = self.flat_steps + 1 if stuck else 0
         if num_updates >= 100 and self.schedule_at >= self.warmup_updates and self.flat_steps >= 3:
-            return f"contrastive loss sits at log(K+1) = {chance:.3f}: no learning (check LR, masks, data)"
+            at = f"log(K) = {chance:.3f}, K = {self.cfg.target_units} units" if self.cfg.target_units else \
+                f"log(K+1) = {chance:.3f}"
+            return f"the loss sits at chance, {at}: no learning (check LR, masks, data)"
         if num_updates >= 100 and row.get("code_ppl", 1e9) < 2 * self.cfg.latent_groups:
             return f"code perplexity {row['code_ppl']:.2f}: the codebook has collapsed (check the diversity loss)"
         return None
@@ -215,6 +218,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
+    if model.units is not None and weights is None:  # a resumed run's checkpoint holds the same centres
+        n = fit_unit_centres(model.units, entries, cfg.conv_layers, tcfg.seed)
+        print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} MFCC frames of the training audio")
     task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed, warmup_updates(tcfg))
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()

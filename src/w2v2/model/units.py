@@ -1,0 +1,123 @@
+"""Pre-training targets from k-means units of MFCCs: HuBERT's first iteration (Hsu et al. 2021,
+section III-A and IV-C), a non-paper option beside the paper's quantized targets (section 3.2).
+
+The units are computed inside the model from the waveform it is given, so they always match the
+batch's crops; the k-means centres are a buffer of the pre-training model and travel with its
+checkpoints. ``fit_unit_centres`` (in :mod:`w2v2.train.units`) sets them from training audio.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import W2V2Config
+from ..data.audio import SAMPLE_RATE
+from .masking import lengths_to_mask
+
+
+def hz_to_mel(hz: float) -> float:
+    """HTK's mel scale: 2595 log10(1 + f / 700)."""
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 20.0) -> Tensor:
+    """(n_fft // 2 + 1, n_mels) triangular filters of unit peak, centres equally spaced on HTK's mel
+    scale from ``fmin`` to the Nyquist frequency."""
+    top = hz_to_mel(sample_rate / 2)
+    mels = torch.linspace(hz_to_mel(fmin), top, n_mels + 2, dtype=torch.float64)
+    edges = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)  # (n_mels + 2,) Hz
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (freqs - lower) / (centre - lower)
+    falling = (upper - freqs) / (upper - centre)
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+def dct_matrix(n_in: int, n_out: int) -> Tensor:
+    """(n_in, n_out) orthonormal DCT-II: ``x @ dct_matrix(n, k)`` is the first k coefficients."""
+    n = torch.arange(n_in, dtype=torch.float64)[:, None]
+    k = torch.arange(n_out, dtype=torch.float64)[None, :]
+    m = torch.cos(math.pi / n_in * (n + 0.5) * k) * math.sqrt(2.0 / n_in)
+    m[:, 0] /= math.sqrt(2.0)
+    return m.float()
+
+
+def deltas(x: Tensor, width: int = 2) -> Tensor:
+    """Regression deltas along time of (B, T, D) (HTK: sum_n n (x[t+n] - x[t-n]) / (2 sum_n n^2)),
+    edges repeated."""
+    t = x.shape[1]
+    padded = torch.cat([x[:, :1].expand(-1, width, -1), x, x[:, -1:].expand(-1, width, -1)], dim=1)
+    num = sum(n * (padded[:, width + n:width + n + t] - padded[:, width - n:width - n + t])
+              for n in range(1, width + 1))
+    return num / (2 * sum(n * n for n in range(1, width + 1)))
+
+
+class MfccFrames(nn.Module):
+    """13 MFCCs with deltas and delta-deltas (39 values) per feature-encoder frame, normalised to zero
+    mean and unit variance over each utterance's valid frames.
+
+    Frame t reads the samples that frame t of the conv stack reads (window = its receptive field,
+    hop = its stride, no centring): 25 ms every 20 ms for the paper's stack (section 2). Pre-emphasis
+    0.97, Hamming window, HTK mel filters, log, orthonormal DCT, as HTK / Kaldi MFCCs."""
+
+    def __init__(self, window: int, hop: int, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
+                 n_ceps: int = 13) -> None:
+        super().__init__()
+        self.window, self.hop = window, hop
+        self.n_fft = 1 << (window - 1).bit_length()
+        self.register_buffer("taper", torch.hamming_window(window, periodic=False), persistent=False)
+        self.register_buffer("mel", mel_filterbank(self.n_fft, n_mels, sample_rate), persistent=False)
+        self.register_buffer("dct", dct_matrix(n_mels, n_ceps), persistent=False)
+        self.dim = 3 * n_ceps
+
+    def forward(self, waveform: Tensor, num_frames: int, frame_lengths: Tensor | None = None) -> Tensor:
+        """(B, L) samples -> (B, num_frames, 39); ``frame_lengths`` (B,) valid frames (None: all)."""
+        with torch.autocast(waveform.device.type, enabled=False):
+            x = waveform.float()
+            x = torch.cat([x[:, :1], x[:, 1:] - 0.97 * x[:, :-1]], dim=1)
+            need = (num_frames - 1) * self.hop + self.window
+            if x.shape[1] < need:
+                x = F.pad(x, (0, need - x.shape[1]))
+            frames = x.unfold(1, self.window, self.hop)[:, :num_frames]  # (B, T, window)
+            frames = frames - frames.mean(-1, keepdim=True)
+            power = torch.fft.rfft(frames * self.taper, n=self.n_fft).abs().pow(2)
+            ceps = torch.log(power @ self.mel + 1e-8) @ self.dct  # (B, T, 13)
+            d1 = deltas(ceps)
+            feats = torch.cat([ceps, d1, deltas(d1)], dim=-1)
+            if frame_lengths is None:
+                frame_lengths = torch.full((feats.shape[0],), num_frames, device=feats.device)
+            valid = lengths_to_mask(frame_lengths.to(feats.device), num_frames).unsqueeze(-1).float()
+            count = valid.sum(1, keepdim=True).clamp(min=1.0)
+            mean = (feats * valid).sum(1, keepdim=True) / count
+            var = ((feats - mean) ** 2 * valid).sum(1, keepdim=True) / count
+            return (feats - mean) / torch.sqrt(var + 1e-5)
+
+
+class UnitTargets(nn.Module):
+    """The k-means unit (nearest centre) of each frame's MFCC vector: HuBERT's first-iteration
+    labels. ``centres`` (K, 39) is a buffer, zero until fitted."""
+
+    def __init__(self, mfcc: MfccFrames, num_units: int) -> None:
+        super().__init__()
+        self.mfcc = mfcc
+        self.register_buffer("centres", torch.zeros(num_units, mfcc.dim))
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self.centres.abs().sum() > 0)
+
+    def forward(self, waveform: Tensor, num_frames: int, frame_lengths: Tensor | None = None) -> Tensor:
+        """(B, L) samples -> (B, num_frames) unit indices."""
+        if not self.fitted:
+            raise RuntimeError("the k-means unit centres are not fitted (w2v2.train.units.fit_unit_centres)")
+        with torch.no_grad():
+            feats = self.mfcc(waveform, num_frames, frame_lengths)
+            return torch.cdist(feats, self.centres.float().unsqueeze(0).expand(feats.shape[0], -1, -1)).argmin(-1)
+
+
+def build_unit_targets(cfg: W2V2Config) -> UnitTargets:
+    return UnitTargets(MfccFrames(cfg.receptive_field, cfg.frame_stride), cfg.target_units)

@@ -1,0 +1,48 @@
+"""Fitting the k-means centres of unit targets (``target_units``, HuBERT's first iteration, Hsu et
+al. 2021, section IV-C) on the training audio, before pre-training starts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..analysis.kmeans import kmeans
+from ..data.audio import load_audio
+from ..data.manifest import Entry
+from ..model.feature_encoder import num_frames
+from ..model.units import UnitTargets
+
+
+def unit_centres(vectors: np.ndarray, k: int, seed: int) -> torch.Tensor:
+    """(k, D) centres of ``k`` k-means clusters of the (N, D) ``vectors``: each cluster's mean."""
+    labels = kmeans(vectors, k, seed)
+    x = torch.as_tensor(vectors, dtype=torch.float64)
+    idx = torch.as_tensor(labels)
+    sums = torch.zeros(k, x.shape[1], dtype=torch.float64).index_add_(0, idx, x)
+    counts = torch.bincount(idx, minlength=k).clamp(min=1)
+    return (sums / counts[:, None]).float()
+
+
+def fit_unit_centres(units: UnitTargets, entries: Sequence[Entry], conv_layers: Sequence[tuple[int, int, int]],
+                     seed: int, max_frames: int = 100_000) -> int:
+    """Set ``units.centres`` from the MFCC frames of training clips (a seeded random order, until
+    ``max_frames`` frames); returns the number of frames clustered."""
+    k = units.centres.shape[0]
+    order = np.random.default_rng(seed).permutation(len(entries))
+    chunks, total = [], 0
+    for i in order:
+        wav = torch.from_numpy(load_audio(entries[int(i)].path)).unsqueeze(0)
+        t = num_frames(conv_layers, wav.shape[1])
+        if t < 1:
+            continue
+        chunks.append(units.mfcc(wav, t)[0])
+        total += t
+        if total >= max_frames:
+            break
+    if total < k:
+        raise ValueError(f"target_units={k}: the training audio gives only {total} frames to cluster")
+    vectors = torch.cat(chunks)[:max_frames].numpy()
+    units.centres.copy_(unit_centres(vectors, k, seed))
+    return len(vectors)
