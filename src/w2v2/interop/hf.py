@@ -122,6 +122,9 @@ def state_to_hf(sd: dict[str, torch.Tensor], encoder_prefix: str) -> dict[str, t
             out["project_hid." + key[len("final_proj."):]] = value
         elif key.startswith("project_inp.") or key.startswith("input_quantizer."):
             raise ValueError("transformers has no quantized-input wav2vec 2.0: cannot export this ablation model")
+        elif key.startswith(("units.", "unit_embeddings")):
+            raise ValueError("transformers' Wav2Vec2ForPreTraining has no unit targets (target_units, a non-paper "
+                             "option): cannot export this pre-training model; its fine-tuned CTC models export")
         else:
             out[key] = value
     return out

@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from ..config import W2V2Config
 from ..data.audio import SAMPLE_RATE
-from .masking import lengths_to_mask
 
 
 def hz_to_mel(hz: float) -> float:
@@ -61,8 +60,9 @@ class MfccFrames(nn.Module):
     mean and unit variance over each utterance's valid frames.
 
     Frame t reads the samples that frame t of the conv stack reads (window = its receptive field,
-    hop = its stride, no centring): 25 ms every 20 ms for the paper's stack (section 2). Pre-emphasis
-    0.97, Hamming window, HTK mel filters, log, orthonormal DCT, as HTK / Kaldi MFCCs."""
+    hop = its stride, no centring): 25 ms every 20 ms for the paper's stack (section 2). Per frame,
+    as Kaldi: mean removed, pre-emphasis 0.97, Hamming window; then HTK mel filters, log, orthonormal
+    DCT."""
 
     def __init__(self, window: int, hop: int, sample_rate: int = SAMPLE_RATE, n_mels: int = 40,
                  n_ceps: int = 13) -> None:
@@ -74,27 +74,38 @@ class MfccFrames(nn.Module):
         self.register_buffer("dct", dct_matrix(n_mels, n_ceps), persistent=False)
         self.dim = 3 * n_ceps
 
+    def cepstra(self, waveform: Tensor, num_frames: int) -> Tensor:
+        """(B, L) samples -> (B, num_frames, 13) MFCCs; frame t reads samples [t hop, t hop + window)
+        (zeros past the end)."""
+        x = waveform.float()
+        need = (num_frames - 1) * self.hop + self.window
+        if x.shape[1] < need:
+            x = F.pad(x, (0, need - x.shape[1]))
+        frames = x.unfold(1, self.window, self.hop)[:, :num_frames]  # (B, T, window)
+        frames = frames - frames.mean(-1, keepdim=True)
+        frames = torch.cat([frames[..., :1] * 0.03, frames[..., 1:] - 0.97 * frames[..., :-1]], dim=-1)
+        power = torch.fft.rfft(frames * self.taper, n=self.n_fft).abs().pow(2)
+        return torch.log(power @ self.mel + 1e-8) @ self.dct
+
+    def utterance(self, waveform: Tensor, num_frames: int) -> Tensor:
+        """(B, L) -> (B, num_frames, 39), each utterance normalised over all its frames."""
+        ceps = self.cepstra(waveform, num_frames)
+        d1 = deltas(ceps)
+        feats = torch.cat([ceps, d1, deltas(d1)], dim=-1)
+        mean = feats.mean(1, keepdim=True)
+        return (feats - mean) / torch.sqrt(feats.var(1, unbiased=False, keepdim=True) + 1e-5)
+
     def forward(self, waveform: Tensor, num_frames: int, frame_lengths: Tensor | None = None) -> Tensor:
-        """(B, L) samples -> (B, num_frames, 39); ``frame_lengths`` (B,) valid frames (None: all)."""
+        """(B, L) samples -> (B, num_frames, 39); ``frame_lengths`` (B,) valid frames (None: all);
+        padded frames are zero and never enter an utterance's deltas or statistics."""
         with torch.autocast(waveform.device.type, enabled=False):
-            x = waveform.float()
-            x = torch.cat([x[:, :1], x[:, 1:] - 0.97 * x[:, :-1]], dim=1)
-            need = (num_frames - 1) * self.hop + self.window
-            if x.shape[1] < need:
-                x = F.pad(x, (0, need - x.shape[1]))
-            frames = x.unfold(1, self.window, self.hop)[:, :num_frames]  # (B, T, window)
-            frames = frames - frames.mean(-1, keepdim=True)
-            power = torch.fft.rfft(frames * self.taper, n=self.n_fft).abs().pow(2)
-            ceps = torch.log(power @ self.mel + 1e-8) @ self.dct  # (B, T, 13)
-            d1 = deltas(ceps)
-            feats = torch.cat([ceps, d1, deltas(d1)], dim=-1)
-            if frame_lengths is None:
-                frame_lengths = torch.full((feats.shape[0],), num_frames, device=feats.device)
-            valid = lengths_to_mask(frame_lengths.to(feats.device), num_frames).unsqueeze(-1).float()
-            count = valid.sum(1, keepdim=True).clamp(min=1.0)
-            mean = (feats * valid).sum(1, keepdim=True) / count
-            var = ((feats - mean) ** 2 * valid).sum(1, keepdim=True) / count
-            return (feats - mean) / torch.sqrt(var + 1e-5)
+            if frame_lengths is None or bool((frame_lengths >= num_frames).all()):
+                return self.utterance(waveform, num_frames)
+            out = waveform.new_zeros(waveform.shape[0], num_frames, self.dim, dtype=torch.float32)
+            for i, n in enumerate(frame_lengths.tolist()):
+                if n > 0:
+                    out[i, :n] = self.utterance(waveform[i:i + 1], n)[0]
+            return out
 
 
 class UnitTargets(nn.Module):

@@ -93,8 +93,8 @@ class PretrainTask:
         out = model(batch.waveform, None, rng=rng)  # batches are cropped to their shortest clip: no padding
         n = out.sample_size
         return StepResult(out.loss * n, n, {
-            "contrastive": float(out.contrastive.detach()), "diversity": float(out.diversity) * n,
-            "penalty": float(out.penalty) * n, "correct": out.correct, "count": out.count,
+            "contrastive": float(out.contrastive.detach()), "diversity": float(out.diversity.detach()) * n,
+            "penalty": float(out.penalty.detach()) * n, "correct": out.correct, "count": out.count,
             "code_ppl": float(out.code_perplexity) * n, "prob_ppl": float(out.prob_perplexity) * n,
             "temp": out.temperature * n})
 
