@@ -286,15 +286,16 @@ def parse_pretrain(args: list[str]):
     return parsed, model_config(parsed)[0]
 
 
-@pytest.mark.parametrize("scale,pace,quantized", [("demo", "time", False), ("real", "time", False),
-                                                  ("short", "updates", True), ("ci", "updates", False)])
-def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized):
-    """docs/small_compute.md, rows T1: the demo and real budgets pre-train with continuous targets and a
-    clock-paced schedule; short (the ablations) keeps the paper's quantized targets and the update pace."""
+@pytest.mark.parametrize("scale,pace,quantized,units", [
+    ("demo", "time", False, 0), ("real", "time", False, 100), ("short", "updates", True, 0), ("ci", "updates", False, 0)])
+def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized, units):
+    """docs/small_compute.md, rows T1: the demo budget pre-trains with continuous targets, the real one
+    (rows U100, R8) with 100 MFCC units, both on a clock-paced schedule; short (the ablations) keeps the
+    paper's quantized targets and the update pace."""
     from w2v2.experiment.budget import SCALES
     parsed, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1))
     assert parsed.schedule_pace == pace
-    assert cfg.quantize_targets is quantized and cfg.quantize_input is False
+    assert cfg.quantize_targets is quantized and cfg.quantize_input is False and cfg.target_units == units
 
 
 @pytest.mark.parametrize("scale", ["demo", "short", "real"])
@@ -309,4 +310,4 @@ def test_ablation_variants_set_both_table4_switches_whatever_the_budget(scale):
                 "continuous inputs, continuous targets": (False, False)}
     for name, switches in expected.items():
         _, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1, sets=VARIANTS[name]))
-        assert (cfg.quantize_input, cfg.quantize_targets) == switches, name
+        assert (cfg.quantize_input, cfg.quantize_targets, cfg.target_units) == (*switches, 0), name

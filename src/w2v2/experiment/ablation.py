@@ -20,11 +20,12 @@ from .stages import StageRunner
 
 VARIANTS: dict[str, list[str]] = {
     # table 4: what the Transformer reads (continuous z or quantized q) and what it must identify;
-    # both switches spelled out, whatever a budget's own pre-training settings are
-    "continuous inputs, quantized targets (paper)": ["quantize_input=False", "quantize_targets=True"],
-    "quantized inputs, quantized targets": ["quantize_input=True", "quantize_targets=True"],
-    "quantized inputs, continuous targets": ["quantize_input=True", "quantize_targets=False"],
-    "continuous inputs, continuous targets": ["quantize_input=False", "quantize_targets=False"],
+    # both switches spelled out, and the latents (not MFCC units) as targets, whatever a budget's own
+    # pre-training settings are
+    "continuous inputs, quantized targets (paper)": ["quantize_input=False", "quantize_targets=True", "target_units=0"],
+    "quantized inputs, quantized targets": ["quantize_input=True", "quantize_targets=True", "target_units=0"],
+    "quantized inputs, continuous targets": ["quantize_input=True", "quantize_targets=False", "target_units=0"],
+    "continuous inputs, continuous targets": ["quantize_input=False", "quantize_targets=False", "target_units=0"],
     # other knobs worth having
     "mask probability 0.5": ["mask_prob=0.5"],
     "K=20 negatives": ["num_negatives=20"],

@@ -180,10 +180,11 @@ SCALES = {
     # when a pre-trained Transformer joins at the peak lr, Adam's first steps (empty moments) move
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
-    # Pre-training's update cap (9,000) lies beyond what its 60 minutes allow on 2 cores (0.47 s per
-    # update in bf16 on an AVX-512 machine with continuous targets, about 7,600 in the hour), so the
-    # clock decides and paces the schedule (row R6: 7,559 updates, dev CER 54.6 / 43.0 pre-trained
-    # against R5's 57.2 / 46.0, whose cap of 4,000 ended pre-training after 31 minutes).
+    # Pre-training's update cap lies beyond what its 60 minutes allow on 2 cores (0.47 s per update
+    # in bf16 on an AVX-512 machine with continuous targets, about 7,600 in the hour; unit targets
+    # are about 1.2x as fast), so the clock decides and paces the schedule (row R6: 7,559 updates,
+    # dev CER 54.6 / 43.0 pre-trained against R5's 57.2 / 46.0, whose cap of 4,000 ended
+    # pre-training after 31 minutes).
     # Fine-tuning's cap is sized to what its minutes allow (about 0.25 s per update). An AVX2-only
     # machine trains in fp32 at about 1.03 s per update (row R3, quantized targets: 3,483
     # pre-training updates in the hour; 1,555-1,706 fine-tuning updates in 8 minutes).
