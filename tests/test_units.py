@@ -185,3 +185,17 @@ def test_pretrain_cli_fits_the_centres_and_finetune_starts_from_it(tmp_path):
                  "--num-workers", "0", "--validate-every", "1", "--save-every", "1"]) == 0
     ctc, _, _ = load_model_dir(tmp_path / "ft" / "best")
     assert not any(k.startswith(("units.", "unit_embeddings")) for k in ctc.state_dict())
+
+
+def test_the_no_learning_warning_knows_unit_chance():
+    """With K units chance is log(K), not log(K+1) of the contrastive task's K distractors + 1."""
+    from w2v2.train.pretrain import PretrainTask
+    cfg = unit_config()
+    model = fitted_model(cfg)
+    task = PretrainTask(cfg, [], 64000, 1)
+    warning = None
+    for update in (80, 90, 100):
+        task.on_update(model, update, float(update))
+        warning = task.check({"contrastive": float(np.log(8)), "acc": 0.125}, update)
+    assert warning is not None and "K = 8 units" in warning
+    assert PretrainTask(cfg, [], 64000, 1).check({"contrastive": float(np.log(cfg.num_negatives + 1))}, 100) is None
