@@ -198,4 +198,7 @@ def test_the_no_learning_warning_knows_unit_chance():
         task.on_update(model, update, float(update))
         warning = task.check({"contrastive": float(np.log(8)), "acc": 0.125}, update)
     assert warning is not None and "K = 8 units" in warning
-    assert PretrainTask(cfg, [], 64000, 1).check({"contrastive": float(np.log(cfg.num_negatives + 1))}, 100) is None
+    other = PretrainTask(cfg, [], 64000, 1)  # the contrastive task's chance is not the units' chance
+    for update in (80, 90, 100):
+        other.on_update(model, update, float(update))
+        assert other.check({"contrastive": float(np.log(cfg.num_negatives + 1))}, update) is None
