@@ -224,6 +224,11 @@ def test_frame_vectors_are_the_latents_and_the_context():
         c = model.wav2vec2.encoder(x, None)[0]
     assert np.allclose(frame_vectors(model, wav, "latent"), z[0].numpy(), atol=1e-6)
     assert np.allclose(frame_vectors(model, wav, "context"), c[0].numpy(), atol=1e-6)
+    mfcc = frame_vectors(model, wav, "mfcc")  # one 39-value vector per encoder frame, whatever the weights
+    assert mfcc.shape == (z.shape[1], 39)
+    torch.manual_seed(1)
+    other = build_pretraining_model(tiny_config(quantize_targets=False)).eval()
+    assert np.array_equal(frame_vectors(other, wav, "mfcc"), mfcc)
     with pytest.raises(ValueError, match="representation"):
         frame_vectors(model, wav, "conv")
 
@@ -240,7 +245,7 @@ def test_analyze_codebook_clusters_a_continuous_target_model(tmp_path, capsys):
         rows += [f"u{i}\t0.0\t0.5\tAA", f"u{i}\t0.5\t1.0\tB"]
     write_manifest(tmp_path / "m.tsv", entries)
     (tmp_path / "phones.tsv").write_text("\n".join(rows) + "\n")
-    for representation in ("context", "latent"):
+    for representation in ("context", "latent", "mfcc"):
         out = tmp_path / representation
         assert main(["analyze", "codebook", str(tmp_path / "cont"), str(tmp_path / "m.tsv"), "--phones",
                      str(tmp_path / "phones.tsv"), "--out-dir", str(out), "--kmeans", "6",
@@ -253,3 +258,5 @@ def test_analyze_codebook_clusters_a_continuous_target_model(tmp_path, capsys):
             codes = [int(r[f"{name}: g0"]) for r in table]
             assert codes == [int(r[f"{name}: joint"]) for r in table] and set(codes) <= set(range(6))
             assert len(set(codes)) == 6  # k-means++ starts from 6 distinct vectors: no cluster is empty
+        if representation == "mfcc":  # no weights involved: both models get the same units
+            assert all(r["pre-trained: g0"] == r["random init (seed 0): g0"] for r in table)

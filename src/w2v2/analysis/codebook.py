@@ -32,7 +32,9 @@ from tqdm import tqdm
 from ..data.audio import SAMPLE_RATE
 from ..data.manifest import read_manifest
 from ..interop.model_dir import load_model_dir
+from ..model.feature_encoder import num_frames
 from ..model.pretraining import Wav2Vec2ForPreTraining, build_pretraining_model
+from ..model.units import MfccFrames
 from .align import model_input_of
 from .kmeans import kmeans
 from .phones import match_alignments
@@ -48,18 +50,24 @@ def frame_codes(model: Wav2Vec2ForPreTraining, waveform: torch.Tensor) -> np.nda
     return model.quantizer(normed.reshape(-1, normed.shape[-1])).codes.numpy()
 
 
-REPRESENTATIONS = ("context", "latent")
+REPRESENTATIONS = ("context", "latent", "mfcc")
 
 
 @torch.inference_mode()
 def frame_vectors(model: Wav2Vec2ForPreTraining, waveform: torch.Tensor, representation: str) -> np.ndarray:
     """(T, D) vector of each frame of one (1, samples) waveform, nothing masked (eval mode):
     ``latent``, the layer-normalised feature encoder output z (section 2; the quantizer's input,
-    and the targets themselves with continuous targets); ``context``, the Transformer's output c."""
+    and the targets themselves with continuous targets); ``context``, the Transformer's output c;
+    ``mfcc``, the MFCC vectors that unit targets cluster (``target_units``; no weights involved, so
+    the same for every model of a config: a reference)."""
     if representation == "latent":
         return model.wav2vec2.features(waveform).normed[0].float().numpy()
     if representation == "context":
         return model.wav2vec2(waveform).last_hidden_state[0].float().numpy()
+    if representation == "mfcc":
+        cfg = model.cfg
+        mfcc = MfccFrames(cfg.receptive_field, cfg.frame_stride)
+        return mfcc(waveform, num_frames(cfg.conv_layers, waveform.shape[-1]))[0].numpy()
     raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
 
 

@@ -94,8 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kmeans", type=int, metavar="K",
                    help="codes are K k-means clusters of each model's frame vectors instead of its quantizer's "
                         "entries (needed for a model pre-trained with continuous targets)")
-    p.add_argument("--representation", choices=["context", "latent"], default="context",
-                   help="with --kmeans: cluster the Transformer's outputs c (default) or the latents z")
+    p.add_argument("--representation", default="context",
+                   help="with --kmeans: cluster the Transformer's outputs c (context, the default), the latents z "
+                        "(latent), or the MFCC vectors that unit targets cluster (mfcc: the same for both models, "
+                        "a reference)")
     p.add_argument("--max-utts", type=int, help="analyse at most this many utterances")
     p.set_defaults(func=cmd_codebook)
 
