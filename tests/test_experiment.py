@@ -178,6 +178,7 @@ def test_lowres_experiment_end_to_end(tmp_path):
     last_valid = [r for r in pre_log if r["kind"] == "valid"][-1]
     assert summary["pretrain"]["updates"] == max(r["update"] for r in pre_log) > 0
     assert summary["pretrain"]["valid_acc"] == last_valid["acc"]
+    assert summary["pretrain"]["targets"] == "latents"  # the ci budget's continuous targets
     assert len(summary["rows"]) == 10
     lab = next(corpus.glob("labeled_*.tsv")).stem
     for row in summary["rows"]:

@@ -157,6 +157,8 @@ def test_the_unit_objective_learns_a_batch():
     ({"target_units": 1}, "must be 0"), ({"quantize_targets": True}, "quantize_targets=False"),
     ({"mask_copies": 2}, "mask_copies=1")])
 def test_the_config_refuses_what_units_cannot_do(change, message):
+    assert unit_config().targets == "units"
+    assert (W2V2Config().targets, W2V2Config(quantize_targets=False).targets) == ("codes", "latents")
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(unit_config(), **change)
 

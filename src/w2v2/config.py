@@ -161,6 +161,14 @@ class W2V2Config:
         ]
 
     @property
+    def targets(self) -> str:
+        """What pre-training predicts at the masked frames: "codes" (the paper's quantized latents),
+        "latents" (continuous, table 4) or "units" (k-means units of MFCCs, ``target_units``)."""
+        if self.target_units > 0:
+            return "units"
+        return "codes" if self.quantize_targets else "latents"
+
+    @property
     def codevector_dim(self) -> int:
         return self.latent_dim if self.latent_dim > 0 else self.final_dim
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..analysis.report import markdown_table
+from ..config import W2V2Config
 from ..data.manifest import read_manifest
 from ..interop.model_dir import atomic_write
 from ..train.logs import plot_run, read_log
@@ -126,12 +127,15 @@ def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[st
 
 
 def pretrain_summary(run: Path, seconds: float) -> dict:
-    """Updates, minutes and the last validation of the pre-training run (its ``log.jsonl``)."""
+    """Updates, minutes and the last validation of the pre-training run (its ``log.jsonl``), and what
+    it predicted (``targets``: its accuracy ranks codes or latents among distractors, or units)."""
     log = read_log(run) if (run / "log.jsonl").is_file() else []
     valid = [r for r in log if r["kind"] == "valid"]
     last = valid[-1] if valid else {}
+    config = run / "best" / "config.json"
+    targets = W2V2Config.load(config).targets if config.is_file() else None
     return {"updates": max((r["update"] for r in log), default=0), "minutes": round(seconds / 60, 2),
-            "valid_acc": last.get("acc"), "valid_contrastive": last.get("contrastive"),
+            "targets": targets, "valid_acc": last.get("acc"), "valid_contrastive": last.get("contrastive"),
             "code_ppl": last.get("code_ppl"), "prob_ppl": last.get("prob_ppl")}
 
 
