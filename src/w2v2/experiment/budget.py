@@ -181,8 +181,8 @@ SCALES = {
     # every weight by about lr at once, and these models fell back to all-blank output for 200-400
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
     # Pre-training's update cap lies beyond what its 60 minutes allow on 2 cores (0.47 s per update
-    # in bf16 on an AVX-512 machine with continuous targets, about 7,600 in the hour; unit targets
-    # are about 1.2x as fast), so the clock decides and paces the schedule (row R6: 7,559 updates,
+    # in bf16 on an AVX-512 machine with continuous targets, about 7,600 in the hour; R8, unit
+    # targets, 6,874 on a slower day), so the clock decides and paces the schedule (row R6: 7,559 updates,
     # dev CER 54.6 / 43.0 pre-trained against R5's 57.2 / 46.0, whose cap of 4,000 ended
     # pre-training after 31 minutes).
     # Fine-tuning's cap is sized to what its minutes allow (about 0.25 s per update). An AVX2-only
