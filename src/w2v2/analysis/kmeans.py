@@ -26,9 +26,14 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> tor
 
 
 def kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 100) -> np.ndarray:
-    """(N,) cluster index of each of the (N, D) ``vectors``: Lloyd's algorithm from a k-means++
-    start, until no vector changes cluster (at most ``iterations`` rounds). A cluster left empty
-    keeps its previous centre."""
+    """(N,) cluster index of each of the (N, D) ``vectors`` (:func:`kmeans_fit`'s labels)."""
+    return kmeans_fit(vectors, k, seed, iterations)[0]
+
+
+def kmeans_fit(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 100) -> tuple[np.ndarray, torch.Tensor]:
+    """(N,) cluster index of each of the (N, D) ``vectors`` and the (k, D) float64 centres: Lloyd's
+    algorithm from a k-means++ start, until no vector changes cluster (at most ``iterations``
+    rounds). A cluster left empty keeps its previous centre."""
     if not 1 <= k <= len(vectors):
         raise ValueError(f"k-means needs 1 <= k <= the number of vectors, got k={k} for {len(vectors)} vectors")
     x = torch.as_tensor(vectors, dtype=torch.float64)
@@ -43,4 +48,4 @@ def kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 100) ->
         counts = torch.bincount(labels, minlength=k)
         filled = counts > 0
         centres[filled] = sums[filled] / counts[filled, None].to(x.dtype)
-    return labels.numpy()
+    return labels.numpy(), centres

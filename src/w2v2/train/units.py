@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..analysis.kmeans import kmeans
+from ..analysis.kmeans import kmeans_fit
 from ..data.audio import load_audio
 from ..data.manifest import Entry
 from ..model.feature_encoder import num_frames
@@ -16,13 +16,8 @@ from ..model.units import UnitTargets
 
 
 def unit_centres(vectors: np.ndarray, k: int, seed: int) -> torch.Tensor:
-    """(k, D) centres of ``k`` k-means clusters of the (N, D) ``vectors``: each cluster's mean."""
-    labels = kmeans(vectors, k, seed)
-    x = torch.as_tensor(vectors, dtype=torch.float64)
-    idx = torch.as_tensor(labels)
-    sums = torch.zeros(k, x.shape[1], dtype=torch.float64).index_add_(0, idx, x)
-    counts = torch.bincount(idx, minlength=k).clamp(min=1)
-    return (sums / counts[:, None]).float()
+    """(k, D) centres of ``k`` k-means clusters of the (N, D) ``vectors`` (k-means++ seed ``seed``)."""
+    return kmeans_fit(vectors, k, seed)[1].float()
 
 
 def fit_unit_centres(units: UnitTargets, entries: Sequence[Entry], conv_layers: Sequence[tuple[int, int, int]],
