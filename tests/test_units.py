@@ -28,7 +28,7 @@ def unit_config(**kw) -> W2V2Config:
 def fitted_model(cfg: W2V2Config, seed: int = 0):
     torch.manual_seed(seed)
     model = build_pretraining_model(cfg)
-    frames = model.units.mfcc(torch.randn(4, 8000), 24).reshape(-1, 39)
+    frames = model.units.frames(torch.randn(4, 8000), 24).reshape(-1, 39)
     model.units.centres.copy_(unit_centres(frames.numpy(), cfg.target_units, 0))
     return model
 
@@ -122,7 +122,7 @@ def test_units_are_the_nearest_centres_and_the_loss_their_cross_entropy():
     wav = torch.randn(2, 8000)
     out = model(wav, None, rng=np.random.default_rng(0))
     t = num_frames(cfg.conv_layers, 8000)
-    feats = model.units.mfcc(wav, t)
+    feats = model.units.frames(wav, t)
     nearest = ((feats[:, :, None, :] - model.units.centres) ** 2).sum(-1).argmin(-1)  # (B, T) by brute force
     masks = model.compute_masks([t, t], t, np.random.default_rng(0))
     assert torch.equal(out.codes[..., 0], nearest[masks].view(2, -1))

@@ -70,6 +70,7 @@ class W2V2Config:
     quantize_input: bool = False  # ablation (table 4): quantized Transformer inputs
     quantize_targets: bool = True  # ablation (table 4): False = continuous targets
     target_units: int = 0  # non-paper: K > 0 = predict k-means units of MFCCs (HuBERT's first iteration)
+    target_layer: int = 0  # non-paper, with target_units: L > 0 = units of block L of a frozen copy of --init (2nd)
     # masking (section 3.1, appendix A); mask_prob is fairseq-style (start prob x span length)
     mask_prob: float = 0.65
     mask_length: int = 10
@@ -157,13 +158,17 @@ class W2V2Config:
             ("target_units", self.target_units == 0 or not self.quantize_targets,
              "unit targets replace the quantized ones: set quantize_targets=False with them"),
             ("target_units", self.target_units == 0 or self.mask_copies == 1, "unit targets need mask_copies=1"),
+            ("target_layer", 0 <= self.target_layer <= self.encoder_layers, "must be 0 (MFCC units) or a block, "
+             f"1 to encoder_layers ({self.encoder_layers})"),
+            ("target_layer", self.target_layer == 0 or self.target_units > 0, "needs unit targets (target_units=K)"),
             ("vocab_size", self.vocab_size >= 0, "must be >= 0 (0: no CTC head)"),
         ]
 
     @property
     def targets(self) -> str:
         """What pre-training predicts at the masked frames: "codes" (the paper's quantized latents),
-        "latents" (continuous, table 4) or "units" (k-means units of MFCCs, ``target_units``)."""
+        "latents" (continuous, table 4) or "units" (k-means units, ``target_units``, of MFCCs or of
+        a frozen model's block ``target_layer``)."""
         if self.target_units > 0:
             return "units"
         return "codes" if self.quantize_targets else "latents"

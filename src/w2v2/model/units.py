@@ -1,5 +1,6 @@
-"""Pre-training targets from k-means units of MFCCs: HuBERT's first iteration (Hsu et al. 2021,
-section III-A and IV-C), a non-paper option beside the paper's quantized targets (section 3.2).
+"""Pre-training targets from k-means units of MFCCs, HuBERT's first iteration (Hsu et al. 2021,
+section III-A and IV-C), or of a frozen pre-trained model's layer, its second iteration: non-paper
+options beside the paper's quantized targets (section 3.2).
 
 The units are computed inside the model from the waveform it is given, so they always match the
 batch's crops; the k-means centres are a buffer of the pre-training model and travel with its
@@ -8,6 +9,7 @@ checkpoints. ``fit_unit_centres`` (in :mod:`w2v2.train.units`) sets them from tr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 
 from ..config import W2V2Config
 from ..data.audio import SAMPLE_RATE
+from .wav2vec2 import Wav2Vec2Model, build_model
 
 
 def hz_to_mel(hz: float) -> float:
@@ -108,14 +111,45 @@ class MfccFrames(nn.Module):
             return out
 
 
-class UnitTargets(nn.Module):
-    """The k-means unit (nearest centre) of each frame's MFCC vector: HuBERT's first-iteration
-    labels. ``centres`` (K, 39) is a buffer, zero until fitted."""
+class LayerFrames(nn.Module):
+    """The output of Transformer block ``layer`` of a frozen copy of a pre-trained model, one vector
+    per frame, nothing masked: the features HuBERT's second iteration clusters (Hsu et al. 2021,
+    section IV-C: layer 6 of the 12 of its first-iteration BASE model). The copy never trains:
+    its weights take no gradient and it stays in eval mode (no dropout) whatever its parent's mode."""
 
-    def __init__(self, mfcc: MfccFrames, num_units: int) -> None:
+    def __init__(self, model: Wav2Vec2Model, layer: int) -> None:
         super().__init__()
-        self.mfcc = mfcc
-        self.register_buffer("centres", torch.zeros(num_units, mfcc.dim))
+        if not 1 <= layer <= len(model.encoder.layers):
+            raise ValueError(f"layer {layer}: the model has {len(model.encoder.layers)} Transformer blocks")
+        self.model = model.requires_grad_(False)
+        self.layer = layer
+        self.dim = model.feature_projection.projection.out_features
+        self.train(False)
+
+    def train(self, mode: bool = True) -> LayerFrames:
+        return super().train(False)
+
+    def forward(self, waveform: Tensor, num_frames: int, frame_lengths: Tensor | None = None) -> Tensor:
+        """(B, L) samples -> (B, num_frames, D); ``frame_lengths`` (B,) valid frames (None: all) mask
+        the padded frames out of self-attention, as in the model being trained."""
+        with torch.no_grad():
+            z, _ = self.model.feature_extractor(waveform)
+            if z.shape[1] != num_frames:
+                raise ValueError(f"the frozen model makes {z.shape[1]} frames of the batch, the targets need {num_frames}")
+            f = self.model.features(waveform, conv_features=(z, frame_lengths))
+            x, _ = self.model.encoder(f.projected, f.key_mask, num_layers=self.layer)
+            return x.float()
+
+
+class UnitTargets(nn.Module):
+    """The k-means unit (nearest centre) of each frame's vector from ``frames``: MFCCs
+    (:class:`MfccFrames`, HuBERT's first-iteration labels) or a frozen model's layer
+    (:class:`LayerFrames`, its second iteration). ``centres`` (K, D) is a buffer, zero until fitted."""
+
+    def __init__(self, frames: MfccFrames | LayerFrames, num_units: int) -> None:
+        super().__init__()
+        self.frames = frames
+        self.register_buffer("centres", torch.zeros(num_units, frames.dim))
 
     @property
     def fitted(self) -> bool:
@@ -126,9 +160,14 @@ class UnitTargets(nn.Module):
         if not self.fitted:
             raise RuntimeError("the k-means unit centres are not fitted (w2v2.train.units.fit_unit_centres)")
         with torch.no_grad():
-            feats = self.mfcc(waveform, num_frames, frame_lengths)
+            feats = self.frames(waveform, num_frames, frame_lengths)
             return torch.cdist(feats, self.centres.float().unsqueeze(0).expand(feats.shape[0], -1, -1)).argmin(-1)
 
 
 def build_unit_targets(cfg: W2V2Config) -> UnitTargets:
-    return UnitTargets(MfccFrames(cfg.receptive_field, cfg.frame_stride), cfg.target_units)
+    """MFCC units (``target_layer`` 0) or units of block ``target_layer`` of a frozen copy of the
+    model (its weights are set from the model pre-training continues from, ``w2v2.train.units``)."""
+    if cfg.target_layer == 0:
+        return UnitTargets(MfccFrames(cfg.receptive_field, cfg.frame_stride), cfg.target_units)
+    teacher = build_model(dataclasses.replace(cfg, encoder_layers=cfg.target_layer, encoder_layerdrop=0.0))
+    return UnitTargets(LayerFrames(teacher, cfg.target_layer), cfg.target_units)

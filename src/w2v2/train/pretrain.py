@@ -18,12 +18,12 @@ from ..data.dataset import AudioDataset, Batch
 from ..data.heldout import split_heldout
 from ..data.manifest import Entry, read_manifest
 from ..interop.model_dir import load_state, read_model_dir, save_model_dir, state_kind
-from ..model import PRESETS, build_pretraining_model, preset
+from ..model import PRESETS, Wav2Vec2ForPreTraining, build_pretraining_model, preset
 from .config import TrainConfig
 from .loop import LrGroup, StepResult, Trainer, one_group
 from .options import add_train_options, train_config_from_args
 from .schedule import warmup_updates
-from .units import fit_unit_centres
+from .units import copy_teacher, fit_unit_centres
 
 
 CONTINUED_LR_SCALE = 0.1  # --init: the peak learning rate is the recipe's times this (see recipe_help)
@@ -34,6 +34,10 @@ TRAINING_FIELDS = frozenset({
     "final_dropout", "latent_temp", "mask_prob", "mask_length", "mask_min_masks", "mask_channel_prob",
     "mask_channel_length", "mask_copies", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight",
     "diversity_form", "feature_grad_mult"})
+# ... and, from a unit-target model to unit targets, which units (HuBERT's next iteration, Hsu et al.
+# 2021, section III-B): the new targets' centres and unit embeddings start afresh, the rest continues
+TARGET_FIELDS = frozenset({"target_units", "target_layer"})
+TARGET_STATE = ("units.", "unit_embeddings")
 SIZE_RECIPES = ("large", "base")  # a model from no preset gets the first whose encoder width it reaches
 
 
@@ -184,43 +188,72 @@ def require_pretraining_state(cfg: W2V2Config, sd: dict[str, torch.Tensor], sour
 
 
 def continued_config(cfg: W2V2Config, assignments: list[str], source: str) -> W2V2Config:
-    """--init's config with --set applied; a change to anything but TRAINING_FIELDS is refused."""
+    """--init's config with --set applied; a change to anything but TRAINING_FIELDS (and TARGET_FIELDS
+    between unit-target models) is refused."""
     new = override_config(cfg, assignments)
+    allowed = TRAINING_FIELDS | (TARGET_FIELDS if cfg.target_units > 0 and new.target_units > 0 else frozenset())
     old_d, new_d = cfg.to_dict(), new.to_dict()
-    changed = sorted(k for k in new_d if new_d[k] != old_d[k] and k not in TRAINING_FIELDS)
+    changed = sorted(k for k in new_d if new_d[k] != old_d[k] and k not in allowed)
     if changed:
         raise ValueError(f"--set {', '.join(changed)}: would change the architecture of the weights that --init "
-                         f"{source} loads; with --init, --set changes only: {', '.join(sorted(TRAINING_FIELDS))}")
+                         f"{source} loads; with --init, --set changes only: {', '.join(sorted(TRAINING_FIELDS))} "
+                         f"(and, from a unit-target model, {', '.join(sorted(TARGET_FIELDS))})")
     return new
 
 
-def model_config(args: argparse.Namespace) -> tuple[W2V2Config, dict[str, torch.Tensor] | None]:
-    """The model's config (``--set`` applied), and the weights --init starts from (None: random)."""
+def new_targets(cfg: W2V2Config, init_cfg: W2V2Config | None) -> bool:
+    """Whether pre-training fits new unit targets: a fresh model's, or other units than --init's."""
+    return cfg.target_units > 0 and (init_cfg is None or any(getattr(cfg, k) != getattr(init_cfg, k)
+                                                             for k in TARGET_FIELDS))
+
+
+def model_config(args: argparse.Namespace) -> tuple[W2V2Config, dict[str, torch.Tensor] | None, W2V2Config | None]:
+    """The model's config (``--set`` applied), the weights --init starts from (None: random) and
+    their config (None: no --init)."""
     check_model_options(args)
     if args.init:
         cfg, sd, _ = read_model_dir(args.init)
         require_pretraining_state(cfg, sd, args.init)
-        return continued_config(cfg, args.set or [], args.init), sd
+        return continued_config(cfg, args.set or [], args.init), sd, cfg
     cfg = W2V2Config.load(args.config) if args.config else preset(args.preset or "tiny")
-    return override_config(cfg, args.set or []), None
+    return override_config(cfg, args.set or []), None, None
+
+
+def init_model(model: Wav2Vec2ForPreTraining, weights: dict[str, torch.Tensor], fresh_targets: bool,
+               source: str) -> None:
+    """Load --init's weights; with ``fresh_targets``, keep the model's own (new) unit centres and
+    embeddings, and give a second-iteration model's frozen copy the weights it continues from."""
+    if fresh_targets:
+        own = model.state_dict()
+        weights = {**{k: v for k, v in weights.items() if not k.startswith(TARGET_STATE)},
+                   **{k: v for k, v in own.items() if k.startswith(TARGET_STATE)}}
+    load_state(model, weights, source)
+    if fresh_targets and model.cfg.target_layer > 0:
+        assert model.units is not None
+        copy_teacher(model.units, model.wav2vec2)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    cfg, weights = model_config(args)
+    cfg, weights, init_cfg = model_config(args)
+    if cfg.target_layer > 0 and weights is None:
+        raise ValueError(f"target_layer={cfg.target_layer}: units of a model's block need that model: continue "
+                         "from a unit-target pre-training run with --init RUN/best")
     tcfg = train_config_from_args(args, pretrain_defaults(recipe_name(cfg), continued=weights is not None))
     torch.manual_seed(tcfg.seed)  # one seed: the initialisation here, the data and masks in the trainer
     model = build_pretraining_model(cfg)
+    fresh_targets = new_targets(cfg, init_cfg)
     if weights is not None:
-        load_state(model, weights, args.init)
+        init_model(model, weights, fresh_targets, args.init)
     entries = read_manifest(args.train)
     if args.valid:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
-    if model.units is not None and weights is None:  # a resumed run's checkpoint holds the same centres
+    if model.units is not None and fresh_targets:  # a resumed run's checkpoint holds the same centres
         n = fit_unit_centres(model.units, entries, cfg.conv_layers, tcfg.seed)
-        print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} MFCC frames of the training audio")
+        what = f"block {cfg.target_layer} of --init's model" if cfg.target_layer else "MFCC frames"
+        print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} frames ({what}) of the training audio")
     task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed, warmup_updates(tcfg))
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
