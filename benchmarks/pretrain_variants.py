@@ -20,7 +20,9 @@ Variants:
 - ``continuous``: the preset with continuous targets (``quantize_targets=False``, the `demo`
   budget's objective);
 - ``units``: the preset predicting 100 k-means units of MFCCs (``target_units=100``, the `real`
-  budget's objective; the centres are fitted on the noise batch's MFCCs, which changes no cost).
+  budget's objective; the centres are fitted on the noise batch's MFCCs, which changes no cost);
+- ``units2``: HuBERT's second iteration, 100 k-means units of block 2 of a frozen copy of the model
+  (``target_layer=2``): ``units`` plus the copy's forward pass through its encoder and 2 blocks.
 
 Rounds alternate the order; the figures are medians of wall seconds per update and of the per-round
 ratio to ``tiny``, and the audio hours per wall-clock hour that the median update gives. Timings on
@@ -45,7 +47,7 @@ from forward import fmt_table, machine
 from train_step import CASES_BY_KEY, make_batch, timed_rounds, update_fn
 from w2v2.model import build_pretraining_model, preset
 from w2v2.model.feature_encoder import num_frames
-from w2v2.train.units import unit_centres
+from w2v2.train.units import copy_teacher, unit_centres
 
 CASE = CASES_BY_KEY["pretrain-tiny-bf16"]
 COMPACT_CONV = ((32, 10, 5), (64, 3, 2), (64, 3, 2), (128, 3, 2), (128, 3, 2), (128, 2, 2), (128, 2, 2))
@@ -63,13 +65,15 @@ def build(variant: str) -> nn.Module:
         cfg = dataclasses.replace(cfg, encoder_layers=8)
     if variant == "continuous":
         cfg = dataclasses.replace(cfg, quantize_targets=False)
-    if variant == "units":
-        cfg = dataclasses.replace(cfg, quantize_targets=False, target_units=100)
+    if variant in ("units", "units2"):
+        cfg = dataclasses.replace(cfg, quantize_targets=False, target_units=100, target_layer=2 * (variant == "units2"))
     torch.manual_seed(0)
     model = build_pretraining_model(cfg)
     if model.units is not None:
+        if cfg.target_layer:
+            copy_teacher(model.units, model.wav2vec2)
         wave, _ = make_batch(CASE)
-        frames = model.units.mfcc(wave, num_frames(cfg.conv_layers, wave.shape[1])).reshape(-1, model.units.mfcc.dim)
+        frames = model.units.frames(wave, num_frames(cfg.conv_layers, wave.shape[1])).reshape(-1, model.units.frames.dim)
         model.units.centres.copy_(unit_centres(frames.numpy(), cfg.target_units, 0))
     model.set_num_updates(0)
     if variant == "compiled":
@@ -78,7 +82,7 @@ def build(variant: str) -> nn.Module:
         inner.encoder = torch.compile(inner.encoder, dynamic=True)
     return model.train()
 
-VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep", "continuous", "units")
+VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep", "continuous", "units", "units2")
 
 
 def main(argv: list[str] | None = None) -> None:

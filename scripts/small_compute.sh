@@ -22,7 +22,8 @@ resume=; [ -d "$run" ] && resume=--resume
 case $kind in
   pretrain)
     seed=$1 minutes=$2 updates=$3; shift 3
-    $W2V2 pretrain --train "$STUDY/unlabeled.tsv" --out "$run" --preset tiny --seed "$seed" \
+    model=(--preset tiny); [[ " $* " == *" --init "* ]] && model=()  # --init gives the model
+    $W2V2 pretrain --train "$STUDY/unlabeled.tsv" --out "$run" "${model[@]}" --seed "$seed" \
       --max-minutes "$minutes" --max-updates "$updates" --validate-every "$((updates / 5))" \
       --save-every "$((updates / 5))" $resume "$@" ;;
   finetune)

@@ -114,7 +114,8 @@ class MfccFrames(nn.Module):
 class LayerFrames(nn.Module):
     """The output of Transformer block ``layer`` of a frozen copy of a pre-trained model, one vector
     per frame, nothing masked: the features HuBERT's second iteration clusters (Hsu et al. 2021,
-    section IV-C: layer 6 of the 12 of its first-iteration BASE model). The copy never trains:
+    iterative refinement of the cluster assignments; BASE clusters block 6 of the 12 of its
+    first-iteration model). The copy never trains:
     its weights take no gradient and it stays in eval mode (no dropout) whatever its parent's mode."""
 
     def __init__(self, model: Wav2Vec2Model, layer: int) -> None:

@@ -35,7 +35,7 @@ TRAINING_FIELDS = frozenset({
     "mask_channel_length", "mask_copies", "num_negatives", "logit_temp", "diversity_weight", "feature_pen_weight",
     "diversity_form", "feature_grad_mult"})
 # ... and, from a unit-target model to unit targets, which units (HuBERT's next iteration, Hsu et al.
-# 2021, section III-B): the new targets' centres and unit embeddings start afresh, the rest continues
+# 2021, iterative refinement): the new targets' centres and unit embeddings start afresh, the rest continues
 TARGET_FIELDS = frozenset({"target_units", "target_layer"})
 TARGET_STATE = ("units.", "unit_embeddings")
 SIZE_RECIPES = ("large", "base")  # a model from no preset gets the first whose encoder width it reaches
@@ -252,8 +252,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
     if model.units is not None and fresh_targets:  # a resumed run's checkpoint holds the same centres
         n = fit_unit_centres(model.units, entries, cfg.conv_layers, tcfg.seed)
-        what = f"block {cfg.target_layer} of --init's model" if cfg.target_layer else "MFCC frames"
-        print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} frames ({what}) of the training audio")
+        what = f"block {cfg.target_layer} of --init's model" if cfg.target_layer else "MFCCs"
+        print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} frames of the training audio ({what})")
     task = PretrainTask(cfg, valid, tcfg.max_sample_size, tcfg.seed, warmup_updates(tcfg))
     trainer = Trainer(task, model, entries, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
