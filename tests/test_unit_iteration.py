@@ -86,7 +86,7 @@ def test_the_config_refuses_a_block_it_cannot_read(change, message):
         LayerFrames(build_pretraining_model(micro_config()).wav2vec2, 3)
 
 
-def test_pretrain_cli_continues_with_units_of_the_first_runs_block(tmp_path):
+def test_pretrain_cli_continues_with_units_of_the_first_runs_block(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "audio", n=8)
     micro_config(quantize_targets=False, target_units=8).save(tmp_path / "cfg.json")
     assert main(["pretrain", "--train", str(corpus), "--out", str(tmp_path / "it1"), "--config",
@@ -105,9 +105,11 @@ def test_pretrain_cli_continues_with_units_of_the_first_runs_block(tmp_path):
     assert moved  # the model itself trained on
     model, _, _ = load_model_dir(tmp_path / "it2" / "best")  # a checkpoint rebuilds with its frozen copy
     assert isinstance(model.units.frames, LayerFrames) and model.units.fitted
-    # resumed, the copy and the centres come from the checkpoint
+    # resumed, the copy and the centres come from the checkpoint: no k-means again
+    capsys.readouterr()
     assert main(["pretrain", "--train", str(corpus), "--out", str(tmp_path / "it2"), "--init",
                  str(tmp_path / "it1" / "best"), "--set", "target_layer=1", "--resume", *tiny_train_args(4)]) == 0
+    assert "centres fitted" not in capsys.readouterr().out
     _, resumed, _ = read_model_dir(tmp_path / "it2" / "last")
     assert torch.equal(resumed["units.centres"], second["units.centres"])
 

@@ -19,6 +19,7 @@ from ..data.heldout import split_heldout
 from ..data.manifest import Entry, read_manifest
 from ..interop.model_dir import load_state, read_model_dir, save_model_dir, state_kind
 from ..model import PRESETS, Wav2Vec2ForPreTraining, build_pretraining_model, preset
+from .checkpoint import list_checkpoints
 from .config import TrainConfig
 from .loop import LrGroup, StepResult, Trainer, one_group
 from .options import add_train_options, train_config_from_args
@@ -250,7 +251,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         valid = read_manifest(args.valid)
     else:
         entries, valid = split_heldout(entries, 0.03, tcfg.seed, args.valid_max_clips)
-    if model.units is not None and fresh_targets:  # a resumed run's checkpoint holds the same centres
+    resuming = args.resume and bool(list_checkpoints(out))
+    if model.units is not None and fresh_targets and not resuming:  # a checkpoint brings its own centres
         n = fit_unit_centres(model.units, entries, cfg.conv_layers, tcfg.seed)
         what = f"block {cfg.target_layer} of --init's model" if cfg.target_layer else "MFCCs"
         print(f"unit targets: {cfg.target_units} k-means centres fitted on {n} frames of the training audio ({what})")
