@@ -21,6 +21,9 @@ Variants:
   budget's objective);
 - ``units``: the preset predicting 100 k-means units of MFCCs (``target_units=100``, the `real`
   budget's objective; the centres are fitted on the noise batch's MFCCs, which changes no cost);
+- ``frame``: ``units`` with a two-layer feature encoder at nearly the frame rate, (128, 80, 40) then
+  (128, 9, 8): the same 400-sample receptive field and 320-sample hop, no 16 kHz-rate layers (study
+  row U100-F2);
 - ``units2``: HuBERT's second iteration, 100 k-means units of block 2 of a frozen copy of the model
   (``target_layer=2``): ``units`` plus the copy's forward pass through its encoder and 2 blocks.
 
@@ -51,6 +54,7 @@ from w2v2.train.units import copy_teacher, unit_centres
 
 CASE = CASES_BY_KEY["pretrain-tiny-bf16"]
 COMPACT_CONV = ((32, 10, 5), (64, 3, 2), (64, 3, 2), (128, 3, 2), (128, 3, 2), (128, 2, 2), (128, 2, 2))
+FRAME_CONV = ((128, 80, 40), (128, 9, 8))
 
 
 def build(variant: str) -> nn.Module:
@@ -65,8 +69,10 @@ def build(variant: str) -> nn.Module:
         cfg = dataclasses.replace(cfg, encoder_layers=8)
     if variant == "continuous":
         cfg = dataclasses.replace(cfg, quantize_targets=False)
-    if variant in ("units", "units2"):
+    if variant in ("units", "units2", "frame"):
         cfg = dataclasses.replace(cfg, quantize_targets=False, target_units=100, target_layer=2 * (variant == "units2"))
+    if variant == "frame":
+        cfg = dataclasses.replace(cfg, conv_layers=FRAME_CONV)
     torch.manual_seed(0)
     model = build_pretraining_model(cfg)
     if model.units is not None:
@@ -82,7 +88,7 @@ def build(variant: str) -> nn.Module:
         inner.encoder = torch.compile(inner.encoder, dynamic=True)
     return model.train()
 
-VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep", "continuous", "units", "units2")
+VARIANTS = ("tiny", "compact", "compiled", "frozen", "wide", "deep", "continuous", "units", "units2", "frame")
 
 
 def main(argv: list[str] | None = None) -> None:

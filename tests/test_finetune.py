@@ -48,6 +48,24 @@ def test_feature_encoder_trains_only_when_asked(tmp_path):
     assert valid and 0.0 <= valid[-1]["blank"] <= 1.0  # blank share of dev frames is logged
 
 
+def test_set_shapes_the_scratch_encoder_and_is_refused_for_a_loaded_one(tmp_path, capsys):
+    """--init none: --set gives the random encoder that architecture (a scratch baseline for a
+    pre-trained model of another conv stack), and the saved model reloads with it; a pre-trained
+    --init keeps its architecture: such a --set is refused, naming the field, before any training."""
+    frame = "conv_layers=((64,80,40),(32,9,8))"  # two layers, the same 400-sample field and 320 hop
+    out = finetune(tmp_path, "scratch", "none", "--set", frame, "--set", "encoder_layers=1")
+    model, cfg, _ = load_model_dir(out / "last")
+    assert cfg.conv_layers == ((64, 80, 40), (32, 9, 8)) and cfg.encoder_layers == 1
+    assert [c.conv.out_channels for c in model.wav2vec2.feature_extractor.conv_layers] == [64, 32]
+    cfg = micro_config()
+    save_model_dir(build_pretraining_model(cfg), cfg, tmp_path / "pre")
+    corpus = write_corpus(tmp_path / "c2", n=2, texts=["AB"])
+    assert main(["finetune", "--train", str(corpus), "--valid", str(corpus), "--out", str(tmp_path / "bad"),
+                 "--init", str(tmp_path / "pre"), "--set", frame]) == 2
+    assert "--set conv_layers: would change the architecture" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_head_rate_and_encoder_ramp_after_the_frozen_phase(tmp_path):
     """lr_groups + the Trainer's schedule: the output layer runs at head_lr_scale x the schedule;
     the encoder gets 0 while frozen, then ramps linearly over unfreeze_warmup_updates (hand values

@@ -29,7 +29,7 @@ from .feature_cache import FeatureCache
 from .loop import LrGroup, StepResult, Trainer
 from .options import add_train_options, train_config_from_args
 from .schedule import warmup_updates
-from .pretrain import override_config
+from .pretrain import continued_config, override_config
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,17 @@ def blank_warning(blank_share: float, empty_share: float, schedule_at: float, wa
             "empty; usual causes: " + "; ".join(causes))
 
 
-def initial_encoder(init: str, arch: str, seed: int) -> tuple[nn.Module, W2V2Config]:
-    """The pre-trained encoder of a model directory, or a random one (``none``: the baseline)."""
+def initial_encoder(init: str, arch: str, seed: int, assignments: list[str]) -> tuple[nn.Module, W2V2Config]:
+    """The pre-trained encoder of a model directory, or a random one (``none``: the baseline) of
+    preset ``arch`` with the ``--set`` overrides ``assignments``, so that a scratch baseline can have
+    the pre-trained model's architecture. A loaded encoder's architecture is fixed: ``--set`` of a
+    field that shapes its weights is refused (:func:`continued_config`)."""
     if init == "none":
-        cfg = preset(arch)
+        cfg = override_config(preset(arch), assignments)
         torch.manual_seed(seed)
         return build_model(cfg), cfg
     model, cfg, _ = load_model_dir(init)
+    continued_config(cfg, assignments, init)
     return getattr(model, "wav2vec2", model), cfg
 
 
@@ -213,7 +217,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     tcfg = train_config_from_args(args, finetune_defaults(recipe, args.max_updates))
     train = read_manifest(args.train)
     valid = read_manifest(args.valid)
-    encoder, base_cfg = initial_encoder(args.init, args.arch, tcfg.seed)
+    encoder, base_cfg = initial_encoder(args.init, args.arch, tcfg.seed, args.set or [])
     if args.reinit_blocks:
         if args.init == "none":
             raise ValueError("--reinit-blocks re-initialises blocks of a pre-trained encoder: not with --init none")
@@ -252,7 +256,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--units", default="char", choices=["char", "token"], help="letters, or space-separated units")
     p.add_argument("--unknown", default="error", choices=["error", "map", "drop"],
                    help="characters outside the vocabulary: refuse, map to <unk>, or drop (with a warning)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model config field")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a model config field: with --init none any field of --arch's random encoder (a "
+                        "scratch baseline of the pre-trained model's architecture), with a pre-trained --init only "
+                        "training fields (masking, dropout, LayerDrop, feature_grad_mult)")
     p.add_argument("--reinit-blocks", type=int, default=0, metavar="N",
                    help="re-initialise the top N Transformer blocks of the pre-trained encoder (default 0)")
     p.add_argument("--best-by", default="wer", choices=["wer", "cer"],
