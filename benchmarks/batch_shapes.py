@@ -27,12 +27,11 @@ import time
 import numpy as np
 import torch
 
+from w2v2.data.audio import SAMPLE_RATE
 from w2v2.data.dataset import make_batches
 from w2v2.data.manifest import read_manifest
 from w2v2.model import build_pretraining_model, preset
 from w2v2.train.pretrain import preset_recipe
-
-SAMPLE_RATE = 16000
 
 
 def epoch_shapes(manifest: str) -> list[tuple[int, int]]:

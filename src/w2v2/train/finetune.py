@@ -224,7 +224,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         reinit_top_blocks(encoder, base_cfg, args.reinit_blocks, tcfg.seed)
     vocab = Vocabulary.from_transcripts([e.text or "" for e in train], units=args.units)
     cfg = finetune_model_config(base_cfg, recipe, len(vocab))
-    cfg = override_config(cfg, args.set or [])
+    cfg = override_config(cfg, args.set or [])  # again: --set wins over the recipe's masks and dropout
     cfg.extra.update({"units": args.units, "init": args.init, "recipe": args.recipe})
     train, dropped = usable_entries(train, vocab, cfg, args.unknown, args.train)
     valid, dropped_valid = usable_entries(valid, vocab, cfg, "map", args.valid)
