@@ -187,7 +187,7 @@ def test_align_phonemize_words_and_skips(tmp_path):
     manifest = audio_manifest(tmp_path, ["HELLO WORLD", "HELLO QWXZYV", ""])
     with pytest.warns(UserWarning, match="QWXZYV"):
         assert main(["align", str(tmp_path / "model"), str(manifest), "--out", str(tmp_path / "a.tsv"),
-                     "--phonemize"]) == 0
+                     "--phonemize", "--letter-to-sound", "none"]) == 0
     words = read_tsv(tmp_path / "a.words.tsv")
     assert [(r["id"], r["label"]) for r in words] == [("utt0.flac", "HELLO"), ("utt0.flac", "WORLD")]
     units = read_tsv(tmp_path / "a.tsv")
@@ -214,7 +214,7 @@ def test_align_char_model_and_bad_input(tmp_path, capsys):
 def test_data_phonemize_command(tmp_path, capsys):
     manifest = audio_manifest(tmp_path, ["HELLO WORLD", "HELLO QWXZYV"])
     assert main(["data", "phonemize", str(manifest), "--out", str(tmp_path / "p.tsv"),
-                 "--oov", str(tmp_path / "oov.tsv")]) == 0
+                 "--oov", str(tmp_path / "oov.tsv"), "--letter-to-sound", "none"]) == 0
     out = read_manifest(tmp_path / "p.tsv")
     assert [(e.path.name, e.text) for e in out] == [("utt0.flac", "HH AH L OW | W ER L D")]
     assert "1 skipped" in capsys.readouterr().out

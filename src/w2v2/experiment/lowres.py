@@ -135,9 +135,9 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
                         "for rescore")
     q.add_argument("--units", nargs="+", default=["letters"], choices=UNITS,
                    help="fine-tuning's output units: letters, or letters and CMUdict phones (labeled and dev sets "
-                        "phonemised, utterances with words outside CMUdict left out; words through a pronunciation "
-                        "lexicon in the LM searches; no greedy rows). On the shared data phones gave 5-8 dev WER "
-                        "points over letters with the 4-gram with ten labeled minutes, 13-15 with an hour "
+                        "phonemised, words outside CMUdict by espeak-ng's letter-to-sound rules; words through a "
+                        "pronunciation lexicon in the LM searches; no greedy rows). On the shared data phones gave "
+                        "5-8 dev WER points over letters with the 4-gram with ten labeled minutes, 13-15 with an hour "
                         "(docs/small_compute.md, rows PU and R6-phones)")
     q.add_argument("--seed", type=int, default=1)
     q.set_defaults(func=run_lowres)
