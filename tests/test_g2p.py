@@ -33,8 +33,16 @@ def test_mnemonics_map_to_arpabet_by_hand():
     assert to_arpabet("f_'A@_m") == ["F", "AA", "R", "M"]
     assert to_arpabet("f_'e@_r_I2_N") == ["F", "EH", "R", "IH", "NG"]
     assert to_arpabet("l_'eI_3_r-_I_N") == ["L", "EY", "ER", "IH", "NG"]  # CMUdict's LAYERING
+    assert to_arpabet("l_'V_n_tS r_u:_m") == ["L", "AH", "N", "CH", "R", "UW", "M"]  # read as two words
     with pytest.raises(ValueError, match="'Q9'"):
         to_arpabet("k_Q9")
+
+
+def test_a_word_with_an_unknown_phoneme_is_left_out_and_named(monkeypatch, capsys):
+    monkeypatch.setattr(g2p, "espeak_program", lambda: "espeak-ng")
+    monkeypatch.setattr(g2p, "espeak_lines", lambda words: ["h_@_l_'oU", "k_Q9"][:len(words)])
+    assert fallback_pronunciations(["HELO", "KQ"]) == {"HELO": ["HH", "AH", "L", "OW"]}
+    assert "1 words left out" in capsys.readouterr().err
 
 
 def test_every_mapped_phone_is_one_of_cmudicts_39():

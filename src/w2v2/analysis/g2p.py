@@ -24,19 +24,21 @@ VOICE = "en-us"
 # espeak-ng's English phoneme mnemonics (``-x`` output, stress marks removed) -> ARPAbet. The
 # reduced and variant vowels (I2, I#, a#, @-) take their nearest full phone; the r-coloured
 # diphthongs (A@, o@, O@, e@, U@, i@3) carry their R unless espeak writes an r after them; the
-# syllabic consonants (@L, n-) are CMUdict's AH L / AH N; a flap (t#), a glottal stop (?) and t2
-# are T; the palatalisation mark (;) and the linking r (r-) are dropped.
+# syllabic consonants (@L, n-) are CMUdict's AH L / AH N; the nasal vowels of French loans (A~, O~)
+# a vowel and N; a flap (t#), a glottal stop (?) and t2 are T; the palatalisation mark (;), the
+# linking r (r-) and a word break (|) are dropped. Every mnemonic espeak-ng 1.51 writes for the
+# 140,546 words of CMUdict and the shared 4-gram is here.
 ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "p": ("P",), "b": ("B",), "t": ("T",), "t#": ("T",), "t2": ("T",), "?": ("T",), "d": ("D",),
     "k": ("K",), "x": ("K",), "g": ("G",), "f": ("F",), "v": ("V",), "T": ("TH",), "D": ("DH",),
     "s": ("S",), "z": ("Z",), "S": ("SH",), "Z": ("ZH",), "h": ("HH",), "tS": ("CH",), "dZ": ("JH",),
     "m": ("M",), "n": ("N",), "N": ("NG",), "l": ("L",), "r": ("R",), "w": ("W",), "j": ("Y",),
-    "n-": ("AH", "N"), "@L": ("AH", "L"), "r-": (), ";": (),
+    "l#": ("L",), "n-": ("AH", "N"), "@L": ("AH", "L"), "r-": (), ";": (), "|": (),
     "i": ("IY",), "i:": ("IY",), "I": ("IH",), "I2": ("IH",), "I#": ("IH",), "E": ("EH",),
-    "a": ("AE",), "aa": ("AE",), "a#": ("AH",), "@": ("AH",), "@-": ("AH",), "V": ("AH",),
-    "3": ("ER",), "3:": ("ER",), "A:": ("AA",), "0": ("AA",), "A~": ("AA", "N"), "O:": ("AO",),
-    "O2": ("AO",), "U": ("UH",), "u:": ("UW",), "eI": ("EY",), "aI": ("AY",), "aU": ("AW",),
-    "oU": ("OW",), "OI": ("OY",), "i@": ("IY", "AH"), "aI@": ("AY", "AH"), "aI3": ("AY", "ER"),
+    "i::": ("IY",), "e": ("EY",), "a": ("AE",), "aa": ("AE",), "a#": ("AH",), "@": ("AH",),
+    "@2": ("AH",), "@-": ("AH",), "V": ("AH",), "3": ("ER",), "3:": ("ER",), "A:": ("AA",), "0": ("AA",),
+    "A~": ("AA", "N"), "O": ("AO",), "O:": ("AO",), "O2": ("AO",), "O~": ("AO", "N"), "U": ("UH",),
+    "u:": ("UW",), "eI": ("EY",), "aI": ("AY",), "aU": ("AW",), "o": ("OW",), "oU": ("OW",), "OI": ("OY",), "i@": ("IY", "AH"), "aI@": ("AY", "AH"), "aI3": ("AY", "ER"),
     "A@": ("AA", "R"), "o@": ("AO", "R"), "O@": ("AO", "R"), "e@": ("EH", "R"), "U@": ("UH", "R"),
     "i@3": ("IH", "R"),
 }
@@ -44,9 +46,10 @@ RHOTIC_NEXT = frozenset({"r", "r-"})
 
 
 def to_arpabet(mnemonics: str) -> list[str]:
-    """One word of ``espeak-ng -x --sep=_`` output, ``"h_@_l_'oU"``, in ARPAbet: ``HH AH L OW``.
-    An r-coloured vowel followed by espeak's own r gives its R once. Unknown mnemonics raise."""
-    seq = [m for m in (x.replace("'", "").replace(",", "") for x in mnemonics.strip().split("_")) if m]
+    """One word of ``espeak-ng -x --sep=_`` output, ``"h_@_l_'oU"``, in ARPAbet: ``HH AH L OW``
+    (a word espeak reads as several, ``"l_'V_n_tS r_u:_m"``, is their phones in a row). An r-coloured
+    vowel followed by espeak's own r gives its R once. Unknown mnemonics raise."""
+    seq = [m for m in mnemonics.replace("'", "").replace(",", "").replace("_", " ").split()]
     phones: list[str] = []
     for k, m in enumerate(seq):
         if m not in ESPEAK_TO_ARPABET:
@@ -88,7 +91,15 @@ def fallback_pronunciations(words: Iterable[str]) -> dict[str, list[str]]:
               "(install Debian's espeak-ng for the letter-to-sound fallback)", file=sys.stderr)
         return {}
     # lower case: espeak-ng spells out an upper-case word as an acronym
-    prons = {w: to_arpabet(line) for w, line in zip(wanted, espeak_lines([w.lower() for w in wanted]))}
+    prons, unknown = {}, {}
+    for word, line in zip(wanted, espeak_lines([w.lower() for w in wanted])):
+        try:
+            prons[word] = to_arpabet(line)
+        except ValueError as e:
+            unknown[word] = str(e)
+    if unknown:
+        print(f"{len(unknown)} words left out, their espeak-ng phonemes have no ARPAbet equivalent: "
+              + "; ".join(list(unknown.values())[:3]), file=sys.stderr)
     return {w: p for w, p in prons.items() if p}
 
 

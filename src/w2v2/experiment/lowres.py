@@ -89,7 +89,8 @@ def run_lowres(args: argparse.Namespace) -> Path:
     if {"transformer", "rescore"} & set(args.decoders):
         runner.run("Transformer LM", ["lm", "train", "--text", args.lm_text, "--out", str(tlm),
                                       "--steps", str(b.lm_steps)], tlm)
-    searches = {"ngram": (b.tune_trials, ["--beam-size", str(b.beam_size)]),
+    beam = ["--beam-size", str(b.beam_size), "--beam-size-token", str(b.beam_size_token)]
+    searches = {"ngram": (b.tune_trials, beam),
                 "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
                 "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
     for group in (["greedy", "ngram", "rescore"], ["transformer"]):  # the slow Transformer-LM search last
