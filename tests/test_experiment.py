@@ -312,3 +312,31 @@ def test_ablation_variants_set_both_table4_switches_whatever_the_budget(scale):
     for name, switches in expected.items():
         _, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1, sets=VARIANTS[name]))
         assert (cfg.quantize_input, cfg.quantize_targets, cfg.target_units) == (*switches, 0), name
+
+
+def test_run_chains_keeps_each_chain_in_order_runs_two_at_once_and_raises_a_failure(tmp_path):
+    """Two chains meet at a barrier in their first stages, which only two concurrent workers can pass;
+    within a chain the stages run in order; a failing stage is raised after the others finished."""
+    import threading
+
+    from w2v2.experiment.stages import StageFailed
+
+    barrier, order = threading.Barrier(2, timeout=10), []
+
+    class Chained(StageRunner):
+        def run(self, name, args, marker_dir, resumable=False):
+            if name.endswith("first"):
+                barrier.wait()
+            if name == "b fails":
+                raise StageFailed("stage b fails failed")
+            order.append(name)
+            return {}
+
+    chains = [[(f"{c} first", [], tmp_path), (f"{c} second", [], tmp_path)] for c in "ab"]
+    Chained(tmp_path).run_chains(chains, workers=2)
+    assert order.index("a first") < order.index("a second") and order.index("b first") < order.index("b second")
+    order.clear()
+    barrier.reset()
+    with pytest.raises(StageFailed, match="b fails"):
+        Chained(tmp_path).run_chains([chains[0], [("b first", [], tmp_path), ("b fails", [], tmp_path)]], workers=2)
+    assert sorted(order) == ["a first", "a second", "b first"]  # chain a finished; b stopped at its failure

@@ -16,6 +16,7 @@ from .report import decoders_of, eval_dir, finetune_dir, manifest_names, minutes
 from .stages import StageRunner
 
 RESCORE_TRIALS = 100
+DECODE_WORKERS = 2  # decoding stages side by side (each beam search is single-threaded)
 UNITS = ("letters", "phones")  # fine-tuning's output units, in the order the runs and the report take them
 
 
@@ -93,8 +94,12 @@ def run_lowres(args: argparse.Namespace) -> Path:
     searches = {"ngram": (b.tune_trials, beam),
                 "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
                 "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
-    for group in (["greedy", "ngram", "rescore"], ["transformer"]):  # the slow Transformer-LM search last
+    # the slow Transformer-LM search last; one chain of stages per model (its tunings before its evaluations),
+    # two models at a time: the beam search runs on one core
+    for group, workers in ((["greedy", "ngram", "rescore"], DECODE_WORKERS), (["transformer"], 1)):
+        chains = []
         for _, _, units, ft in runs:
+            chain = []
             model = str(ft / "best")
             words = ["--lexicon", str(lexicon[units])]  # the LM searches spell words in the model's units
             decoders = {"greedy": [], "ngram": ["--lm", str(arpa), *words], "transformer": ["--lm", str(tlm), *words],
@@ -102,13 +107,15 @@ def run_lowres(args: argparse.Namespace) -> Path:
             for dec in (d for d in group if d in decoders_of(args.decoders, units)):
                 if dec in searches:
                     trials, extra = searches[dec]
-                    runner.run(f"tune {dec} {ft.name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
-                                                         "--trials", str(trials), *extra, *decoders[dec]],
-                               ft / f"tune-{dec}")
+                    chain.append((f"tune {dec} {ft.name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
+                                                            "--trials", str(trials), *extra, *decoders[dec]],
+                                  ft / f"tune-{dec}"))
                 for test, test_name in tested:
                     ev = eval_dir(ft, test_name, dec)
-                    runner.run(f"evaluate {ft.name} {test_name} {dec}",
-                               ["evaluate", model, str(test), "--decoder", dec, "--out", str(ev)], ev)
+                    chain.append((f"evaluate {ft.name} {test_name} {dec}",
+                                  ["evaluate", model, str(test), "--decoder", dec, "--out", str(ev)], ev))
+            chains.append(chain)
+        runner.run_chains(chains, workers)
     first_run, first_test = runs[0][3], tested[0][1]  # first labeled set, letters, pre-trained; first test set
     runner.run("error analysis", ["analyze", "errors", str(eval_dir(first_run, first_test, "greedy") / "hyps.tsv"),
                                   "--lm-hyps", str(eval_dir(first_run, first_test, "ngram") / "hyps.tsv"),

@@ -2,7 +2,8 @@
 
 A finished stage (its ``stage.json`` exists) is not redone; an interrupted one is run again with
 ``--resume`` so that training continues from its last checkpoint. Every command is logged with
-its wall time, for the report.
+its wall time, for the report. Independent chains of stages can run side by side
+(:meth:`StageRunner.run_chains`: decoding, which is single-threaded, on both cores).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,3 +59,11 @@ class StageRunner:
         self.records.append(record)
         print(f"[{name}] finished in {seconds:.0f} s", flush=True)
         return record
+
+    def run_chains(self, chains: Sequence[Sequence[tuple[str, list[str], Path]]], workers: int) -> None:
+        """Run each chain's stages (``run``'s name, args and marker folder) in order, up to ``workers``
+        chains at a time; the first failure is raised once the running chains have stopped."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(lambda chain: [self.run(*stage) for stage in chain], c) for c in chains]
+            for f in futures:
+                f.result()
