@@ -38,7 +38,8 @@ ESPEAK_TO_ARPABET: dict[str, tuple[str, ...]] = {
     "i::": ("IY",), "e": ("EY",), "a": ("AE",), "aa": ("AE",), "a#": ("AH",), "@": ("AH",),
     "@2": ("AH",), "@-": ("AH",), "V": ("AH",), "3": ("ER",), "3:": ("ER",), "A:": ("AA",), "0": ("AA",),
     "A~": ("AA", "N"), "O": ("AO",), "O:": ("AO",), "O2": ("AO",), "O~": ("AO", "N"), "U": ("UH",),
-    "u:": ("UW",), "eI": ("EY",), "aI": ("AY",), "aU": ("AW",), "o": ("OW",), "oU": ("OW",), "OI": ("OY",), "i@": ("IY", "AH"), "aI@": ("AY", "AH"), "aI3": ("AY", "ER"),
+    "u:": ("UW",), "eI": ("EY",), "aI": ("AY",), "aU": ("AW",), "o": ("OW",), "oU": ("OW",), "OI": ("OY",),
+    "i@": ("IY", "AH"), "aI@": ("AY", "AH"), "aI3": ("AY", "ER"),
     "A@": ("AA", "R"), "o@": ("AO", "R"), "O@": ("AO", "R"), "e@": ("EH", "R"), "U@": ("UH", "R"),
     "i@3": ("IH", "R"),
 }
@@ -49,7 +50,7 @@ def to_arpabet(mnemonics: str) -> list[str]:
     """One word of ``espeak-ng -x --sep=_`` output, ``"h_@_l_'oU"``, in ARPAbet: ``HH AH L OW``
     (a word espeak reads as several, ``"l_'V_n_tS r_u:_m"``, is their phones in a row). An r-coloured
     vowel followed by espeak's own r gives its R once. Unknown mnemonics raise."""
-    seq = [m for m in mnemonics.replace("'", "").replace(",", "").replace("_", " ").split()]
+    seq = mnemonics.replace("'", "").replace(",", "").replace("_", " ").split()
     phones: list[str] = []
     for k, m in enumerate(seq):
         if m not in ESPEAK_TO_ARPABET:

@@ -27,7 +27,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         build_binary(args.out, args.binary)
         print(f"KenLM binary -> {args.binary}")
     if args.lexicon:
-        write_lexicon(Path(args.out), Path(args.lexicon), args.units, args.phones, args.letter_to_sound == "espeak")
+        write_lexicon(Path(args.out), Path(args.lexicon), args.units, args.phones,
+                      args.letter_to_sound == "espeak")
 
 
 def write_lexicon(arpa: Path, lexicon: Path, units: str | None, phones: bool, letter_to_sound: bool = True) -> None:
