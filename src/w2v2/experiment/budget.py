@@ -100,12 +100,12 @@ class Budget:
 # updates (rows ML3) but the whole demo and real runs on them were level (rows DR5 / R7).
 # Its schedule is paced by the clock and capped at 1,500 updates, so that the 5 minutes decide.
 # The 4-gram search keeps 1,000 hypotheses, trying the 10 likeliest units per frame: its grammar LM
-# is peaked and the acoustic model weak, and a beam of 50 lost most of the search (row DR7-beam: dev
-# WER of DR7's 15-minute pre-trained model 75.6 at beam 50, 70.1 at 500, 67.2 at 1,000 with 10
-# units, 65.0 at 1,500, 63.2 at 4,000; the 5-minute and scratch models level within 0.5). Its
-# decoder tuning tries 6 random draws besides the default: the chosen ones were draws 2 and 4 (or the
-# default) for every letter model of DR7, DR8 and DR9, and two fewer searches per model keep the demo
-# near its 20 minutes (DR9 with 8: 20.6 minutes, 5.5 of them decoding).
+# is peaked and the acoustic model weak, and a beam of 50 lost most of the search
+# (docs/small_compute.md, row BEAM: dev WER of DR7's 15-minute pre-trained model 75.6 at beam 50,
+# 70.1 at 500, 67.2 at 1,000 with 10 units, 65.0 at 1,500, 63.2 at 4,000; the 5-minute and scratch
+# models level within 0.5). Its decoder tuning tries 6 random draws besides the default: the chosen
+# ones were draws 2 and 4 (or the default) for every letter model of DR7, DR8 and DR9, and two fewer
+# searches per model keep the demo near its 20 minutes (DR9 with 8: 20.6 minutes, 5.5 of them decoding).
 DEMO = Budget(
     preset="tiny",
     pretrain_updates=1500,
@@ -208,9 +208,10 @@ SCALES = {
     # (`target_units=100`; rows U100 / U100-s2: dev CER 62.1 / 61.9 after T1's protocol against
     # 63.7 / 63.4 with continuous targets; the whole run, row R8: 47.6 / 37.4 against R6's 54.6 /
     # 43.0); the update cap is 12,000 so that the clock decides.
-    # The 4-gram search's beam is the paper's 500 (row R8s2-beam: on R8-s2's models dev WER 81.3 -> 80.1
-    # and 58.4 -> 55.9 for letters, 10 min / 1 h, 46.1 -> 44.8 for one-hour phones, against a beam of
-    # 100; 1,500 gained 0.4-1.0 more at 2.5x the search's cost, which the two hours do not allow).
+    # The 4-gram search's beam is the paper's 500, 10 units per frame (rows BEAM / R8s2-b500: on R8-s2's
+    # models dev WER 81.3 -> 80.1 and 58.4 -> 55.9 for letters, 10 min / 1 h, 46.1 -> 44.8 for one-hour
+    # phones, against a beam of 100 with all units; 1,500 gained 0.4-1.0 more at 2.5x the search's
+    # cost, which the two hours do not allow).
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),
