@@ -10,17 +10,9 @@ from w2v2.analysis.phones import cmu_lexicon, cmu_lexicon_for, cmu_pronunciation
 from w2v2.cli import main
 from w2v2.data.manifest import Entry, read_manifest, write_manifest
 from w2v2.decode.lexicon import read_lexicon
+from w2v2.decode.metrics import edit_distance
 
 needs_espeak = pytest.mark.skipif(g2p.espeak_program() is None, reason="espeak-ng is not installed")
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def test_mnemonics_map_to_arpabet_by_hand():

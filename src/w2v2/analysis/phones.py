@@ -90,8 +90,7 @@ def cmu_lexicon_for(words: Iterable[str],
 def phone_spellings(words: Iterable[str], letter_to_sound: bool = True) -> Callable[[str], list[list[str]]]:
     """The spellings of a phone model's decoding lexicon for ``words``: :func:`cmu_spellings`, or
     for a word without any the letter-to-sound fallback's one pronunciation."""
-    words = list(words)
-    guessed = fallback_pronunciations(w for w in words if not cmu_spellings(w)) if letter_to_sound else {}
+    guessed = cmu_lexicon_for(words, letter_to_sound)[1]
     return lambda word: cmu_spellings(word) or ([guessed[word]] if word in guessed else [])
 
 
