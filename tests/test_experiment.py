@@ -65,10 +65,12 @@ class DryRunner(StageRunner):
             marker_dir.mkdir(parents=True, exist_ok=True)
             if args[:2] == ["data", "phonemize"]:  # a copy stands for the phone transcripts
                 write_manifest(args[args.index("--out") + 1], read_manifest(args[2]))
-            if args[0] == "evaluate":
+            if args[0] == "evaluate":  # every --out folder (one per --decoder)
                 wer = self.wer[Path(args[2]).parent.name]
                 metrics = {"wer": wer, "cer": wer / 2, "n_words": 10, "n_chars": 40}
-                (marker_dir / "metrics.json").write_text(json.dumps(metrics))
+                for out in args[args.index("--out") + 1:]:
+                    Path(out).mkdir(parents=True, exist_ok=True)
+                    (Path(out) / "metrics.json").write_text(json.dumps(metrics))
             marker.write_text(json.dumps({"stage": name, "command": "w2v2 " + " ".join(args), "seconds": 0.0}))
         record = {**json.loads(marker.read_text()), "skipped": skipped}
         self.records.append(record)
@@ -94,7 +96,8 @@ def test_lowres_two_test_sets_with_one_file_stem(tmp_path, monkeypatch):
                               decoders=["greedy", "ngram"], units=["letters"], seed=1)
     lowres.run_lowres(args)
     exp = tmp_path / "exp"
-    evals = sorted(p.relative_to(exp / "finetune").as_posix() for p in (exp / "finetune").glob("*/eval/*"))
+    evals = sorted(p.parent.relative_to(exp / "finetune").as_posix()
+                   for p in (exp / "finetune").glob("*/eval/*/metrics.json"))
     assert evals == [f"labeled-{init}/eval/{t}-{d}" for init in ("pretrained", "scratch")
                      for t in ("a-test", "b-test") for d in ("greedy", "ngram")]
     rows = json.loads((exp / "report.json").read_text())["rows"]
@@ -132,7 +135,12 @@ def test_lowres_phone_units_beside_letters(tmp_path, monkeypatch):
     tune = commands["tune ngram lab-phones-scratch"]
     assert tune[tune.index("--dev") + 1] == str(a / "dev.tsv")
     assert tune[tune.index("--lexicon") + 1] == str(exp / "lm" / "phone_lexicon.txt")
-    assert "evaluate lab-phones-pretrained test greedy" not in commands
+    ev = commands["evaluate lab-phones-pretrained test ngram"]  # no greedy row: its greedy output is phones
+    assert ev[ev.index("--decoder") + 1:ev.index("--out")] == ["ngram"]
+    ev = commands["evaluate lab-pretrained test greedy ngram"]  # both decoders on one pass of the model
+    assert ev[ev.index("--out") + 1:] == [str(exp / "finetune" / "lab-pretrained" / "eval" / f"test-{d}")
+                                          for d in ("greedy", "ngram")]
+    assert commands["tune ngram lab-pretrained"] and ev[2] == str(exp / "finetune" / "lab-pretrained" / "best")
     rows = json.loads((exp / "report.json").read_text())["rows"]
     assert sorted((r["units"], r["pretrained"], r["decoder"]) for r in rows) == sorted(
         [("letters", p, d) for p in (True, False) for d in ("greedy", "ngram")]
@@ -161,8 +169,8 @@ def test_lowres_experiment_end_to_end(tmp_path):
     exp = tmp_path / "exp"
     stages = sorted(p.parent.relative_to(exp).as_posix() for p in exp.rglob("stage.json"))
     # pretrain, 2 phonemised sets, 2 letter and 2 phone fine-tunings, 2 LMs and the phone lexicon,
-    # 4 x 2 tunings, 2 x 3 letter and 2 x 2 phone evaluations (no greedy), error analysis
-    assert len(stages) == 1 + 2 + 4 + 3 + 8 + 10 + 1, stages
+    # 4 x 2 tunings, 4 evaluations (each of all decoders: 3 for letters, 2 for phones), error analysis
+    assert len(stages) == 1 + 2 + 4 + 3 + 8 + 4 + 1, stages
     report = (exp / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith("| labeled_")]
     assert len(rows) == 10 and all(re.search(r"\| \d+\.\d \|", r) for r in rows), rows

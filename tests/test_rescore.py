@@ -54,7 +54,7 @@ def test_rescoring_flips_an_ambiguous_word(tmp_path):
     assert NBestRescorer(first_pass, lm, 1.1 * acoustic / gap, 0.0)(emissions)[0].text == preferred
 
 
-def test_tune_and_evaluate_rescore(tmp_path, capsys):
+def test_tune_and_evaluate_rescore(tmp_path, capsys, monkeypatch):
     words = ["THE", "A", "CAT", "SAT", "ON", "MAT", "IT", "IS", "TO", "I"]
     model = tiny_ctc_model(tmp_path)
     lexicon = write_lexicon(tmp_path / "lexicon.txt", words)
@@ -79,3 +79,25 @@ def test_tune_and_evaluate_rescore(tmp_path, capsys):
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["decoder"]["decoder"] == "rescore"
     assert metrics["wer"] == pytest.approx(rescore["tuning"]["dev_wer"])
+    # all three decoders on one pass of the model: each folder as its own evaluation writes it, and the
+    # n-gram search runs once per utterance (its best is the first of the rescorer's n-best)
+    for dec in ("greedy", "ngram"):
+        assert main(["evaluate", str(model), str(dev), "--decoder", dec, "--out", str(tmp_path / dec)]) == 0
+    searches = []
+    original = BeamSearchDecoder.__call__
+    monkeypatch.setattr(BeamSearchDecoder, "__call__", lambda self, e: searches.append(1) or original(self, e))
+    outs = [str(tmp_path / "together" / d) for d in ("greedy", "ngram", "rescore")]
+    assert main(["evaluate", str(model), str(dev), "--decoder", "greedy", "ngram", "rescore", "--out", *outs]) == 0
+    assert len(searches) == len(audio)
+    for dec, alone in (("greedy", tmp_path / "greedy"), ("ngram", tmp_path / "ngram"), ("rescore", tmp_path / "ev")):
+        together = tmp_path / "together" / dec
+        assert (together / "hyps.tsv").read_text() == (alone / "hyps.tsv").read_text()
+        m, a = (json.loads((d / "metrics.json").read_text()) for d in (together, alone))
+        assert (m["wer"], m["cer"], m["decoder"]) == (a["wer"], a["cer"], a["decoder"])
+        assert m["timed_together"] == ["greedy", "ngram", "rescore"]
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(dev), "--decoder", "greedy", "ngram", "--out", outs[0]]) == 2
+    assert "one --out folder for each" in capsys.readouterr().err
+    assert main(["evaluate", str(model), str(dev), "--decoder", "greedy", "ngram", "--lm-weight", "1",
+                 "--out", *outs[:2]]) == 2
+    assert "--lm-weight: with several decoders" in capsys.readouterr().err

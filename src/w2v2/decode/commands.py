@@ -12,7 +12,8 @@ from ..data.audio import SAMPLE_RATE, load_audio
 from ..data.manifest import read_manifest
 from ..interop.model_dir import atomic_write
 from .beam import BeamSearchConfig
-from .decoders import BEAM_FIELDS, DECODERS, RESCORE_NBEST, decoder_settings, make_decoder, rescorer, search_model
+from .decoders import (BEAM_FIELDS, DECODERS, RESCORE_NBEST, decoder_settings, given, make_decoders, rescorer,
+                       search_model)
 from .inference import InferenceConfig, Timing, compute_emissions, transcribe_files
 from .metrics import ErrorCounts, chars_of, word_error_rate, words_of
 from .rescore import rescored_texts
@@ -59,29 +60,46 @@ def plot_utterance_errors(durations: list[float], wers: list[float], path: Path)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Each ``--decoder`` on the same emissions (computed once), each into its ``--out`` folder."""
     entries = read_manifest(args.manifest)
     if not entries:
         raise ValueError(f"{args.manifest}: no utterances")
     missing = [str(e.path) for e in entries if e.text is None]
     if missing:
         raise ValueError(f"{args.manifest}: no 'text' column (transcripts are needed to score), e.g. {missing[0]}")
+    decoders, outs = args.decoder, args.out
+    if len(set(decoders)) != len(decoders) or len(outs) != len(decoders):
+        raise ValueError(f"--decoder {' '.join(decoders)} --out {' '.join(outs)}: each decoder once, "
+                         "with one --out folder for each, in the same order")
+    if len(decoders) > 1 and given(overrides(args)):
+        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in given(overrides(args)))}: with several "
+                         "decoders their settings come from MODEL_DIR/decoder.json (w2v2 tune-decoder); "
+                         "give search options with one --decoder")
     model, cfg, vocab = load_acoustic_model(args.model_dir, args.backend, args.onnx)
-    settings = settings_of(args)
-    decode = make_decoder(settings, vocab)
+    settings = [decoder_settings(args.model_dir, d, overrides(args)) for d in decoders]
     timing = Timing()
+    hyps = list(transcribe_files(model, cfg, [e.path for e in entries], make_decoders(settings, vocab),
+                                 inference_config(args), timing))
+    for k, (decoder, out) in enumerate(zip(settings, outs)):
+        write_evaluation(args, entries, [h[k].text for h in hyps], decoder, timing, Path(out),
+                         together=decoders if len(decoders) > 1 else None)
+
+
+def write_evaluation(args: argparse.Namespace, entries: list, texts: list[str], settings: dict, timing: Timing,
+                     out: Path, together: list[str] | None) -> None:
+    """hyps.tsv, metrics.json and utterance_wer.png of one decoder's texts; ``together``: the
+    decoders whose searches the timing covers when several ran on the same emissions."""
     word_counts, char_counts = ErrorCounts(), ErrorCounts()
     rows, durations, utt_wers = ["id\tpath\tref\thyp"], [], []
-    hyps = transcribe_files(model, cfg, [e.path for e in entries], decode, inference_config(args), timing)
-    for entry, hyp in zip(entries, hyps):
+    for entry, text in zip(entries, texts):
         ref = " ".join(entry.text.split())
         utt = ErrorCounts()
-        utt.add(words_of(ref), words_of(hyp.text))
-        word_counts.add(words_of(ref), words_of(hyp.text))
-        char_counts.add(chars_of(ref), chars_of(hyp.text))
-        rows.append(f"{entry.id}\t{entry.path}\t{ref}\t{hyp.text}")
+        utt.add(words_of(ref), words_of(text))
+        word_counts.add(words_of(ref), words_of(text))
+        char_counts.add(chars_of(ref), chars_of(text))
+        rows.append(f"{entry.id}\t{entry.path}\t{ref}\t{text}")
         durations.append(entry.samples / SAMPLE_RATE)
         utt_wers.append(utt.errors / max(utt.ref_len, 1))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "hyps.tsv", lambda p: p.write_text("\n".join(rows) + "\n", encoding="utf-8"))
     metrics = {"wer": word_counts.rate, "cer": char_counts.rate, "n_utts": len(entries),
@@ -89,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                "word_errors": word_counts.errors, "char_errors": char_counts.errors,
                "model_dir": str(args.model_dir), "manifest": str(args.manifest),
                "decoder": settings, "inference": inference_config(args).to_dict(), "backend": args.backend,
-               **timing.summary()}
+               **timing.summary(), **({"timed_together": together} if together else {})}
     atomic_write(out / "metrics.json", lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
     plot_utterance_errors(durations, utt_wers, out / "utterance_wer.png")
     print(f"{args.manifest}: WER {100 * metrics['wer']:.2f}%  CER {100 * metrics['cer']:.2f}%  "
@@ -133,11 +151,14 @@ def cmd_tune(args: argparse.Namespace) -> None:
           f"{best.word_score:.3f}: WER {100 * tuning['dev_wer']:.2f}% (default {100 * trials[0].wer:.2f}%) -> {path}")
 
 
-def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy") -> None:
-    p.add_argument("--decoder", choices=DECODERS, default=default,
+def add_decoder_args(p: argparse.ArgumentParser, default: str = "greedy", several: bool = False) -> None:
+    p.add_argument("--decoder", choices=DECODERS, default=[default] if several else default,
+                   nargs="+" if several else None,
                    help="greedy: best path, no LM; ngram: KenLM beam search; transformer: Transformer LM beam "
                         "search; rescore: the tuned n-gram search's n-best re-ranked by the Transformer LM "
-                        "(default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)")
+                        "(default settings from MODEL_DIR/decoder.json when tune-decoder wrote one)"
+                        + ("; several run on the same emissions, computed once (an n-gram search that is the "
+                           "rescorer's first pass is run once too)" if several else ""))
     p.add_argument("--lm", help="ngram: ARPA or KenLM binary (over words with --lexicon, over the model's units "
                                 "without); transformer, rescore: Transformer LM directory")
     p.add_argument("--nbest", type=int, help=f"rescore: hypotheses re-ranked per utterance (default {RESCORE_NBEST})")
@@ -178,8 +199,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="WER / CER of a model on a manifest with transcripts")
     p.add_argument("model_dir")
     p.add_argument("manifest")
-    p.add_argument("--out", required=True, help="folder for hyps.tsv, metrics.json and utterance_wer.png")
-    add_decoder_args(p)
+    p.add_argument("--out", required=True, nargs="+",
+                   help="folder for hyps.tsv, metrics.json and utterance_wer.png; one per --decoder")
+    add_decoder_args(p, several=True)
     add_backend_args(p)
     p.set_defaults(func=cmd_evaluate)
 

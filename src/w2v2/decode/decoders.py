@@ -8,7 +8,7 @@ A decoder's settings come from explicit overrides over MODEL_DIR/decoder.json (w
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torch import Tensor
@@ -85,7 +85,40 @@ def rescorer(settings: dict, vocab: Vocabulary) -> NBestRescorer:
 
 
 def make_decoder(settings: dict, vocab: Vocabulary) -> Callable[[Tensor], Hypothesis]:
-    if settings["decoder"] == "greedy":
-        return lambda emissions: greedy_decode(emissions, vocab)
-    search = rescorer(settings, vocab) if settings["decoder"] == "rescore" else beam_decoder(settings, vocab)
-    return lambda emissions: search(emissions)[0]
+    decode = make_decoders([settings], vocab)
+    return lambda emissions: decode(emissions)[0]
+
+
+def same_search(ngram: dict, first_pass: dict) -> bool:
+    """Whether an n-gram search and a rescorer's first pass are one search: the same settings but
+    the number of hypotheses kept (n-best keeps more of the same final beam)."""
+    return {**ngram, "nbest": 1} == {**first_pass, "nbest": 1}
+
+
+def make_decoders(settings: Sequence[dict], vocab: Vocabulary) -> Callable[[Tensor], list[Hypothesis]]:
+    """Several decoders on the same emissions: each one's best hypothesis, in the order of
+    ``settings``. An n-gram search that is a rescorer's first pass (the tuned search of
+    decoder.json, for both) is not run twice: its best hypothesis is the first of that n-best."""
+    rescorers = {i: rescorer(s, vocab) for i, s in enumerate(settings) if s["decoder"] == "rescore"}
+    shared = {}  # n-gram search -> the rescorer whose first pass it is
+    for i, s in enumerate(settings):
+        j = next((j for j in rescorers if same_search(s, settings[j]["first_pass"])), None)
+        if s["decoder"] == "ngram" and j is not None:
+            shared[i] = j
+    searches = {i: beam_decoder(s, vocab) for i, s in enumerate(settings)
+                if s["decoder"] in ("ngram", "transformer") and i not in shared}
+
+    def decode(emissions: Tensor) -> list[Hypothesis]:
+        lists = {i: r.nbest(emissions) for i, r in rescorers.items()}
+        hyps = []
+        for i, s in enumerate(settings):
+            if i in rescorers:
+                hyps.append(lists[i].best(rescorers[i].lm_weight, rescorers[i].word_score))
+            elif i in shared:
+                hyps.append(lists[shared[i]].hypotheses[0])
+            elif i in searches:
+                hyps.append(searches[i](emissions)[0])
+            else:
+                hyps.append(greedy_decode(emissions, vocab))
+        return hyps
+    return decode

@@ -94,8 +94,9 @@ def run_lowres(args: argparse.Namespace) -> Path:
     searches = {"ngram": (b.tune_trials, beam),
                 "rescore": (RESCORE_TRIALS, []),  # re-ranking stored n-best lists: trials cost little
                 "transformer": (max(1, b.tune_trials // 4), ["--beam-size", str(b.transformer_beam)])}
-    # the slow Transformer-LM search last; one chain of stages per model (its tunings before its evaluations),
-    # two models at a time: the beam search runs on one core
+    # the slow Transformer-LM search last; one chain of stages per model (its tunings, then one evaluation per
+    # test set with all of the group's decoders on the same emissions), two models at a time: the beam search
+    # runs on one core
     for group, workers in ((["greedy", "ngram", "rescore"], DECODE_WORKERS), (["transformer"], 1)):
         chains = []
         for _, _, units, ft in runs:
@@ -104,16 +105,17 @@ def run_lowres(args: argparse.Namespace) -> Path:
             words = ["--lexicon", str(lexicon[units])]  # the LM searches spell words in the model's units
             decoders = {"greedy": [], "ngram": ["--lm", str(arpa), *words], "transformer": ["--lm", str(tlm), *words],
                         "rescore": ["--lm", str(tlm)]}
-            for dec in (d for d in group if d in decoders_of(args.decoders, units)):
-                if dec in searches:
-                    trials, extra = searches[dec]
-                    chain.append((f"tune {dec} {ft.name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
-                                                            "--trials", str(trials), *extra, *decoders[dec]],
-                                  ft / f"tune-{dec}"))
-                for test, test_name in tested:
-                    ev = eval_dir(ft, test_name, dec)
-                    chain.append((f"evaluate {ft.name} {test_name} {dec}",
-                                  ["evaluate", model, str(test), "--decoder", dec, "--out", str(ev)], ev))
+            chosen = [d for d in group if d in decoders_of(args.decoders, units)]
+            for dec in (d for d in chosen if d in searches):
+                trials, extra = searches[dec]
+                chain.append((f"tune {dec} {ft.name}", ["tune-decoder", model, "--dev", args.dev, "--decoder", dec,
+                                                        "--trials", str(trials), *extra, *decoders[dec]],
+                              ft / f"tune-{dec}"))
+            for test, test_name in tested if chosen else ():
+                outs = [str(eval_dir(ft, test_name, dec)) for dec in chosen]
+                chain.append((f"evaluate {ft.name} {test_name} {' '.join(chosen)}",
+                              ["evaluate", model, str(test), "--decoder", *chosen, "--out", *outs],
+                              eval_dir(ft, test_name, "+".join(chosen))))
             chains.append(chain)
         runner.run_chains(chains, workers)
     first_run, first_test = runs[0][3], tested[0][1]  # first labeled set, letters, pre-trained; first test set
