@@ -105,7 +105,8 @@ class Budget:
 # 70.1 at 500, 67.2 at 1,000 with 10 units, 65.0 at 1,500, 63.2 at 4,000; the 5-minute and scratch
 # models level within 0.5). Its decoder tuning tries 6 random draws besides the default: the chosen
 # ones were draws 2 and 4 (or the default) for every letter model of DR7, DR8 and DR9, and two fewer
-# searches per model keep the demo near its 20 minutes (DR9 with 8: 20.6 minutes, 5.5 of them decoding).
+# searches per model keep the demo under its 20 minutes (DR9 with 8: 20.6 minutes, 5.4 of them
+# decoding; DR10 with 6 and each model's decoders on one pass of it: 19.0, 3.6 decoding).
 DEMO = Budget(
     preset="tiny",
     pretrain_updates=1500,
