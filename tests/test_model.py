@@ -189,3 +189,40 @@ def test_mask_copies_score_like_a_batch_of_duplicated_clips():
     multi.eval()
     with torch.no_grad():
         assert multi(x, lengths, rng=np.random.default_rng(0)).logits.shape[0] == 3
+
+
+@pytest.mark.parametrize("exporting", [False, True])
+@pytest.mark.parametrize("groups, affine", [(6, True), (2, True), (6, False)])
+def test_masked_group_norm_is_group_norm_of_each_utterance_alone(groups, affine, exporting, monkeypatch):
+    """Against torch's GroupNorm of each utterance's valid frames alone (values and gradients), with
+    an offset mean (E[x^2] - E[x]^2 would cancel badly) and garbage in the padding; eagerly and in the
+    masked-sums form of an exported graph."""
+    from w2v2.model.feature_encoder import masked_group_norm
+
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: exporting)
+
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(groups, 6, affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 2.0)
+            norm.bias.uniform_(-1.0, 1.0)
+    lengths = torch.tensor([50, 23, 5, 37])
+    x = 3.0 + 2.0 * torch.randn(4, 6, 50, dtype=torch.float64).float()
+    for i, n in enumerate(lengths):
+        x[i, :, n:] = 1e4  # padding must not enter the statistics
+    x.requires_grad_(True)
+    y = masked_group_norm(x, lengths, norm)
+    ref = [norm(x[i:i + 1, :, :n]) for i, n in enumerate(lengths)]
+    for i, n in enumerate(lengths):
+        assert torch.allclose(y[i, :, :n], ref[i][0], atol=2e-5), i
+    w = torch.randn(4, 6, 50)
+    mask = (torch.arange(50) < lengths[:, None])[:, None, :]
+    grad, = torch.autograd.grad((y * w * mask).sum(), x)
+    grad_ref, = torch.autograd.grad(sum((r[0] * w[i, :, :n]).sum() for i, (r, n) in enumerate(zip(ref, lengths))), x)
+    assert torch.allclose(grad, grad_ref, atol=1e-4)
+    # one frame, which nn.GroupNorm refuses with one value a group: variance 0, so the bias (up to the
+    # rounding of x / sqrt(eps) - mean / sqrt(eps), as in torch's fused kernel)
+    one = masked_group_norm(x[:1, :, :1], torch.tensor([1]), norm)
+    expected = norm(x[:1, :, :1]) if groups < 6 else norm.bias.view(1, 6, 1) if affine else torch.zeros(1, 6, 1)
+    assert torch.allclose(one, expected, atol=1e-3)

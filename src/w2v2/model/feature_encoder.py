@@ -6,7 +6,8 @@ layout's GroupNorm in the first block, takes its statistics over each utterance'
 only (``masked_group_norm``) when the valid lengths are given: padding never enters them, and an
 utterance's features do not depend on its batch (fairseq's and transformers' batched inference let
 it in; torchaudio issue 2242). Without lengths the batch is taken as unpadded and the plain
-GroupNorm runs. The masked form has no data-dependent control flow, so the encoder exports to ONNX.
+GroupNorm runs. In an exported graph its statistics are masked sums, with no data-dependent
+control flow, so the encoder exports to ONNX.
 """
 
 from __future__ import annotations
@@ -41,20 +42,48 @@ def num_frames(conv_layers: Sequence[tuple[int, int, int]], samples: int) -> int
 
 def masked_group_norm(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
     """``norm`` (B, C, T) -> (B, C, T) with each utterance's statistics (biased variance, as GroupNorm)
-    taken over its first ``lengths`` frames only; frames past them are normalised with the same
-    statistics and are meaningless. Computed in float32, as GroupNorm is under autocast."""
+    taken over its first ``lengths`` frames only; frames past them are meaningless. Computed in
+    float32, as GroupNorm is under autocast.
+
+    These are the network's largest activations: eagerly, each utterance's valid frames go through
+    torch's fused GroupNorm kernel (padding set to 0), which reads them twice and writes once, where
+    masked sums take several passes (benchmarks/README.md). An exported graph (ONNX) serves any batch
+    with no data-dependent shapes: there, the moments are masked sums (:func:`masked_moments`)."""
     b, c, t = x.shape
     groups = norm.num_groups
-    xf = x.float().reshape(b, groups, c // groups, t)
-    mask = lengths_to_mask(lengths, t).to(xf.dtype).view(b, 1, 1, t)
-    count = (lengths.clamp(min=1) * (c // groups)).to(xf.dtype).view(b, 1, 1, 1)
-    mean = (xf * mask).sum(dim=(2, 3), keepdim=True) / count
-    centered = xf - mean
-    var = (centered.square() * mask).sum(dim=(2, 3), keepdim=True) / count
-    y = (centered * torch.rsqrt(var + norm.eps)).reshape(b, c, t)
+    weight, bias = (norm.weight.float(), norm.bias.float()) if norm.affine else (None, None)
+    if not torch.compiler.is_exporting():
+        valid = [max(n, 1) for n in lengths.tolist()]
+        # the aten op: F.group_norm refuses one value a group
+        pieces = [torch.native_group_norm(x[i:i + 1, :, :n].float().contiguous(), weight, bias, 1, c, n, groups,
+                                          norm.eps)[0] for i, n in enumerate(valid)]
+        if torch.is_grad_enabled():  # writing into slices would make a slow backward
+            return torch.cat([F.pad(p, (0, t - n)) for p, n in zip(pieces, valid)]).to(x.dtype)
+        out = x.new_zeros(x.shape, dtype=torch.float32)
+        for i, (p, n) in enumerate(zip(pieces, valid)):
+            out[i, :, :n] = p[0]
+        return out.to(x.dtype)
+    xf = x.float().view(b, groups, c // groups, t)
+    mean, var = masked_moments(xf, lengths)
+    y = (xf - mean) * torch.rsqrt(var + norm.eps)  # (B, G, C/G, T)
     if norm.affine:
-        y = y * norm.weight.float()[:, None] + norm.bias.float()[:, None]
-    return y.to(x.dtype)
+        y = torch.addcmul(bias.view(1, groups, -1, 1), y, weight.view(1, groups, -1, 1))
+    return y.view(b, c, t).to(x.dtype)
+
+
+def masked_moments(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance (B, G, 1, 1) of grouped activations (B, G, C/G, T) over each
+    utterance's first ``lengths`` frames, as masked sums over the padded batch, without data-dependent
+    shapes: the mean as batched matrix-vector products with the frame mask, the variance as a
+    batched dot product of the centred activations with their masked copy (two passes, for precision)."""
+    b, groups, per, t = x.shape
+    mask = lengths_to_mask(lengths, t).to(x.dtype)
+    count = (lengths.clamp(min=1) * per).to(x.dtype).view(b, 1, 1, 1)
+    mean = torch.bmm(x.reshape(b, groups * per, t), mask.view(b, t, 1)).view(b, groups, per, 1).sum(2, keepdim=True)
+    mean = mean / count
+    centered = x - mean
+    var = torch.linalg.vecdot(centered, centered * mask.view(b, 1, 1, t)).sum(2)[..., None, None] / count
+    return mean, var
 
 
 class ConvLayerBlock(nn.Module):
