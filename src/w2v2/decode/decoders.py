@@ -101,9 +101,9 @@ def make_decoders(settings: Sequence[dict], vocab: Vocabulary) -> Callable[[Tens
     decoder.json, for both) is not run twice: its best hypothesis is the first of that n-best."""
     rescorers = {i: rescorer(s, vocab) for i, s in enumerate(settings) if s["decoder"] == "rescore"}
     shared = {}  # n-gram search -> the rescorer whose first pass it is
-    for i, s in enumerate(settings):
+    for i, s in ((i, s) for i, s in enumerate(settings) if s["decoder"] == "ngram"):
         j = next((j for j in rescorers if same_search(s, settings[j]["first_pass"])), None)
-        if s["decoder"] == "ngram" and j is not None:
+        if j is not None:
             shared[i] = j
     searches = {i: beam_decoder(s, vocab) for i, s in enumerate(settings)
                 if s["decoder"] in ("ngram", "transformer") and i not in shared}
