@@ -193,9 +193,9 @@ SCALES = {
     # updates (the README's real-data run) or for the rest of a 2-minute fine-tuning (the demo).
     # Pre-training's update cap lies beyond what its 60 minutes allow on 2 cores (0.47 s per update
     # in bf16 on an AVX-512 machine with continuous targets, about 7,600 in the hour; R8, unit
-    # targets, 6,874 on a slower day), so the clock decides and paces the schedule (row R6: 7,559 updates,
-    # dev CER 54.6 / 43.0 pre-trained against R5's 57.2 / 46.0, whose cap of 4,000 ended
-    # pre-training after 31 minutes).
+    # targets, 6,874 and R10 6,412 on slower days), so the clock decides and paces the schedule
+    # (row R6: 7,559 updates, dev CER 54.6 / 43.0 pre-trained against R5's 57.2 / 46.0, whose cap
+    # of 4,000 ended pre-training after 31 minutes).
     # Fine-tuning's cap is sized to what its minutes allow (about 0.25 s per update). An AVX2-only
     # machine trains in fp32 at about 1.03 s per update (row R3, quantized targets: 3,483
     # pre-training updates in the hour; 1,555-1,706 fine-tuning updates in 8 minutes).
@@ -212,7 +212,7 @@ SCALES = {
     # The 4-gram search's beam is the paper's 500, 10 units per frame (rows BEAM / R8s2-b500: on R8-s2's
     # models dev WER 81.3 -> 80.1 and 58.4 -> 55.9 for letters, 10 min / 1 h, 46.1 -> 44.8 for one-hour
     # phones, against a beam of 100 with all units; 1,500 gained 0.4-1.0 more at 2.5x the search's
-    # cost, which the two hours do not allow).
+    # cost, which the two hours do not allow: the whole run at 500, row R10, took 105.9 minutes).
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),
