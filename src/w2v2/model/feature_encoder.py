@@ -47,8 +47,10 @@ def masked_group_norm(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
 
     These are the network's largest activations: eagerly, each utterance's valid frames go through
     torch's fused GroupNorm kernel (padding set to 0), which reads them twice and writes once, where
-    masked sums take several passes (benchmarks/README.md). An exported graph (ONNX) serves any batch
-    with no data-dependent shapes: there, the moments are masked sums (:func:`masked_moments`)."""
+    masked sums take several passes (benchmarks/README.md; measured on CPU: on a GPU this form costs a
+    host read of ``lengths`` and one kernel per utterance, not measured). An exported graph (ONNX)
+    serves any batch with no data-dependent shapes: there, the moments are masked sums
+    (:func:`masked_moments`)."""
     b, c, t = x.shape
     groups = norm.num_groups
     weight, bias = (norm.weight.float(), norm.bias.float()) if norm.affine else (None, None)
