@@ -74,5 +74,6 @@ def main() -> None:
     for name in variants:
         print(f"| {name} | {best[name, False]:.1f} | {best[name, True]:.1f} |")
 
+
 if __name__ == "__main__":
     main()

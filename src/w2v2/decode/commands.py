@@ -71,12 +71,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if len(set(decoders)) != len(decoders) or len(outs) != len(decoders):
         raise ValueError(f"--decoder {' '.join(decoders)} --out {' '.join(outs)}: each decoder once, "
                          "with one --out folder for each, in the same order")
-    if len(decoders) > 1 and given(overrides(args)):
-        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in given(overrides(args)))}: with several "
+    options = overrides(args)
+    if len(decoders) > 1 and given(options):
+        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in given(options))}: with several "
                          "decoders their settings come from MODEL_DIR/decoder.json (w2v2 tune-decoder); "
                          "give search options with one --decoder")
     model, cfg, vocab = load_acoustic_model(args.model_dir, args.backend, args.onnx)
-    settings = [decoder_settings(args.model_dir, d, overrides(args)) for d in decoders]
+    settings = [decoder_settings(args.model_dir, d, options) for d in decoders]
     timing = Timing()
     hyps = list(transcribe_files(model, cfg, [e.path for e in entries], make_decoders(settings, vocab),
                                  inference_config(args), timing))
