@@ -267,7 +267,7 @@ def test_real_budget_masks_only_the_small_labeled_sets(minutes, expected, init):
 def test_real_budget_perturbs_the_speed_of_pretrained_models_fine_tuning(scale, speed, minutes, init):
     """The `real` budget's fine-tunings of a pre-trained model (every labeled size) train on clips
     played at a speed factor drawn from [0.9, 1.1] (docs/small_compute.md, rows AUGS10 / AUGS1h),
-    which also turns the feature cache off; scratch models (row R11: far fewer updates, still on the
+    which also turns the feature cache off; scratch models (row SCR-AUGS10: far fewer updates, still on the
     blank plateau) and the other budgets leave the audio as it is."""
     from w2v2.cli import build_parser
     from w2v2.data.augment import Augmentation

@@ -223,7 +223,8 @@ SCALES = {
     # re-run the same day, REF10 / REF1h: dev CER 47.0 / 36.5 against 48.4 / 38.6 in 1,350 / 1,600
     # updates against 2,400 / 2,277, since the feature cache cannot serve changed audio). Not for the
     # scratch models: in the 8 minutes their 1,267 updates left the blank plateau only at the end
-    # (row R11: dev CER 85.6 against R10's 73.7 with the cache's 2,081 updates).
+    # (row SCR-AUGS10: dev CER 85.6 against R10's 73.7 with the cache's 2,081 updates); the phone
+    # models (`--units phones`) get it too, not measured with them.
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),
