@@ -63,13 +63,32 @@ def test_reverberation_is_the_convolution_with_a_decaying_response():
 def test_augmentation_is_a_function_of_the_generator():
     aug = Augmentation(speed=0.1, noise=1.0, reverb=1.0)
     wav = tone(200.0, 0.5)
-    a, b = aug(wav, np.random.default_rng(7)), aug(wav, np.random.default_rng(7))
+    a, b = aug.version(wav, np.random.default_rng(7))[0], aug.version(wav, np.random.default_rng(7))[0]
     assert np.array_equal(a, b)
-    assert not np.array_equal(a, aug(wav, np.random.default_rng(8)))
+    assert not np.array_equal(a, aug.version(wav, np.random.default_rng(8))[0])
     assert not Augmentation().active and aug.active
 
 
-@pytest.mark.parametrize("kwargs", [{"speed": 0.5}, {"speed": -0.1}, {"noise": 1.5}, {"reverb": -0.2}])
+def test_discrete_speed_factors_give_a_few_named_versions_of_a_clip():
+    aug = Augmentation(speed=0.1, speed_steps=3)  # Ko et al. 2015: 0.9, 1.0, 1.1
+    wav = tone(200.0, 0.5)
+    seen: dict[str, np.ndarray] = {}
+    for seed in range(40):
+        out, name = aug.version(wav, np.random.default_rng(seed))
+        if name in seen:
+            assert np.array_equal(seen[name], out)  # a name always means the same audio
+        seen[name] = out
+    assert sorted(seen) == ["", "@speed=0.9", "@speed=1.1"]
+    assert np.array_equal(seen[""], wav)
+    for factor in (0.9, 1.1):  # played factor x faster: the duration divides by it
+        assert abs(len(seen[f"@speed={factor}"]) - len(wav) / factor) <= 2
+    assert aug.finite and not Augmentation(speed=0.1).finite and not Augmentation(speed=0.1, speed_steps=3, noise=0.5).finite
+    _, name = Augmentation(speed=0.1).version(wav, np.random.default_rng(0))
+    assert name.startswith("@speed=") and name not in seen  # continuous factors: a new version each draw
+
+
+@pytest.mark.parametrize("kwargs", [{"speed": 0.5}, {"speed": -0.1}, {"noise": 1.5}, {"reverb": -0.2},
+                                    {"speed_steps": 1}])
 def test_bad_settings_are_refused_with_their_name(kwargs):
     with pytest.raises(ValueError, match="augment_" + next(iter(kwargs))):
         Augmentation(**kwargs)
@@ -93,6 +112,21 @@ def test_loader_augments_reproducibly_and_only_when_asked(tmp_path):
     assert not np.array_equal(first.numpy()[:, :plain.shape[1] - 4000], plain.numpy()[:, :plain.shape[1] - 4000])
 
 
+def test_loader_names_each_clip_by_its_version_for_the_feature_cache(tmp_path):
+    path = tmp_path / "c.flac"
+    sf.write(path, tone(150.0, 1.0), SR)
+    entries = [Entry(path=path, samples=SR, uid="utt1")]
+    aug = Augmentation(speed=0.1, speed_steps=3)
+    names = {}
+    for epoch in range(12):
+        b = AudioDataset(entries, [[0]], 64000, 3, epoch, False, False, augment=aug)[0]
+        names[b.ids[0]] = int(b.lengths[0])
+    # the manifest id plus the version; each version has its own length (SR / factor samples)
+    assert set(names) == {"utt1", "utt1@speed=0.9", "utt1@speed=1.1"}
+    assert names["utt1@speed=0.9"] > names["utt1"] > names["utt1@speed=1.1"]
+    assert AudioDataset(entries, [[0]], 64000, 3, 0, False, False)[0].ids == ["utt1"]
+
+
 def test_fine_tuning_caches_features_only_when_the_audio_repeats():
     from w2v2.model import preset
     from w2v2.train.config import TrainConfig
@@ -104,3 +138,8 @@ def test_fine_tuning_caches_features_only_when_the_audio_repeats():
     assert not features_repeat(TrainConfig(max_sample_size=16000), frozen, train)  # random crops
     assert not features_repeat(TrainConfig(max_sample_size=64000, augment_noise=0.5), frozen, train)
     assert not features_repeat(TrainConfig(max_sample_size=64000), preset("tiny"), train)  # trained encoder
+    speeds = {"augment_speed": 0.1, "augment_speed_steps": 3}  # a few fixed versions: cached each
+    assert features_repeat(TrainConfig(max_sample_size=64000, **speeds), frozen, train)
+    assert not features_repeat(TrainConfig(max_sample_size=64000, augment_speed=0.1), frozen, train)
+    # a clip slowed to 0.9 is 35,556 samples: past a 35,000-sample limit it would be cropped at random
+    assert not features_repeat(TrainConfig(max_sample_size=35000, **speeds), frozen, train)

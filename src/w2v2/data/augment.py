@@ -23,6 +23,7 @@ RT60_SECONDS = (0.1, 0.6)  # reverberation: time for the impulse response to dec
 @dataclass(frozen=True)
 class Augmentation:
     speed: float = 0.0  # speed factor uniform in [1 - speed, 1 + speed] (tempo and pitch, as `sox speed`)
+    speed_steps: int = 0  # n >= 2: one of n evenly spaced factors over that range (3: Ko et al.'s 0.9 / 1.0 / 1.1)
     noise: float = 0.0  # probability of additive coloured noise
     reverb: float = 0.0  # probability of a synthetic room impulse response
 
@@ -32,20 +33,42 @@ class Augmentation:
         for name in ("noise", "reverb"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"augment_{name} {getattr(self, name)}: expected a probability in [0, 1]")
+        if self.speed_steps == 1 or self.speed_steps < 0:
+            raise ValueError(f"augment_speed_steps {self.speed_steps}: expected 0 (any factor) or at least 2")
 
     @property
     def active(self) -> bool:
         return self.speed > 0 or self.noise > 0 or self.reverb > 0
 
-    def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One augmented copy of a mono 16 kHz float32 clip (its length changes with the speed)."""
+    @property
+    def finite(self) -> bool:
+        """Whether a clip has finitely many versions (discrete speed factors at most), each the same
+        every time it is drawn: what a cache of their features needs."""
+        return self.noise == 0 and self.reverb == 0 and (self.speed == 0 or self.speed_steps >= 2)
+
+    @property
+    def slowest(self) -> float:
+        """The smallest speed factor: a clip grows by at most 1 / slowest."""
+        return 1 - self.speed
+
+    def version(self, wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """One augmented copy of a mono 16 kHz float32 clip (its length changes with the speed) and a
+        name for it: the same name for the same audio when ``finite`` (``""`` for the clip itself,
+        ``"@speed=0.9"``)."""
+        name = ""
         if self.speed > 0:
-            wav = change_speed(wav, float(rng.uniform(1 - self.speed, 1 + self.speed)))
+            if self.speed_steps:
+                factors = np.linspace(1 - self.speed, 1 + self.speed, self.speed_steps)
+                factor = float(factors[rng.integers(self.speed_steps)])
+            else:
+                factor = float(rng.uniform(1 - self.speed, 1 + self.speed))
+            if factor != 1.0:
+                wav, name = change_speed(wav, factor), f"@speed={factor:.6g}"
         if self.reverb > 0 and rng.random() < self.reverb:
             wav = reverberate(wav, float(rng.uniform(*RT60_SECONDS)), rng)
         if self.noise > 0 and rng.random() < self.noise:
             wav = add_noise(wav, float(rng.uniform(*NOISE_SNR_DB)), float(rng.uniform(*NOISE_SLOPE)), rng)
-        return wav
+        return wav, name
 
 
 def change_speed(wav: np.ndarray, factor: float) -> np.ndarray:

@@ -23,7 +23,8 @@ class Batch:
     waveform: torch.Tensor  # (B, T) float32
     lengths: torch.Tensor  # (B,) valid samples
     texts: list[str | None]
-    ids: list[str]  # Entry.id: unique within the manifest (the feature cache's keys), unlike file stems
+    ids: list[str]  # Entry.id (unique within the manifest, unlike file stems), plus the augmented version's
+    # name (Augmentation.version): the feature cache's keys
 
     def pin_memory(self) -> Batch:
         self.waveform = self.waveform.pin_memory()
@@ -88,8 +89,11 @@ class AudioDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, self.batch_ids[index]])
         items = [self.entries[i] for i in self.batches[index]]
         wavs = [load_audio(e.path) for e in items]
+        ids = [e.id for e in items]
         if self.augment is not None:  # before cropping: a speed change changes the length
-            wavs = [self.augment(w, rng) for w in wavs]
+            versions = [self.augment.version(w, rng) for w in wavs]
+            wavs = [w for w, _ in versions]
+            ids = [i + name for i, (_, name) in zip(ids, versions)]
         target = min(len(w) for w in wavs) if self.crop_to_shortest else None
         out = []
         for w in wavs:
@@ -101,7 +105,7 @@ class AudioDataset(Dataset):
         waveform = torch.zeros(len(out), int(lengths.max()))
         for i, w in enumerate(out):
             waveform[i, :len(w)] = torch.from_numpy(w)
-        return Batch(waveform, lengths, [e.text for e in items], [e.id for e in items])
+        return Batch(waveform, lengths, [e.text for e in items], ids)
 
 
 def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, seed: int, epoch: int,

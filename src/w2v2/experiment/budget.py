@@ -110,6 +110,9 @@ class Budget:
 # ones were draws 2 and 4 (or the default) for every letter model of DR7, DR8 and DR9, and two fewer
 # searches per model keep the demo under its 20 minutes (DR9 with 8: 20.6 minutes, 5.4 of them
 # decoding; DR10 with 6 and each model's decoders on one pass of it: 19.0, 3.6 decoding).
+# No speed perturbation in its fine-tuning (twenty-seventh session, row DAUG15: dev CER 53.6 / 53.7
+# against 52.6 / 52.1 in two seeds: without the feature cache 2.2 minutes hold 400 updates, not 600;
+# three fixed factors whose features are cached, row DC15: 58.2 in 367 updates).
 DEMO = Budget(
     preset="tiny",
     pretrain_updates=1500,
@@ -223,8 +226,11 @@ SCALES = {
     # re-run the same day, REF10 / REF1h: dev CER 47.0 / 36.5 against 48.4 / 38.6 in 1,350 / 1,600
     # updates against 2,400 / 2,277, since the feature cache cannot serve changed audio). Not for the
     # scratch models: in the 8 minutes their 1,267 updates left the blank plateau only at the end
-    # (row SCR-AUGS10: dev CER 85.6 against R10's 73.7 with the cache's 2,081 updates); the phone
-    # models (`--units phones`) get it too, not measured with them.
+    # (row SCR-AUGS10: dev CER 85.6 against R10's 73.7 with the cache's 2,081 updates). The phone
+    # models (`--units phones`) get it too (row R11-phones: dev PER 40.2 against PU-R10's 43.3 on the
+    # same model and seed). Factors in [0.8, 1.2], noise beside it, 10 minutes instead of 8 and three
+    # fixed factors with cached features were level (twenty-seventh session, rows RS20-10, RN10,
+    # RM10-10, RC10).
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),

@@ -36,6 +36,7 @@ class TrainConfig:
     max_bad_updates: int = 20  # stop after this many non-finite updates in a row
     # waveform augmentation of the training clips (data/augment.py; 0 = off)
     augment_speed: float = 0.0  # speed factor uniform in [1 - x, 1 + x]
+    augment_speed_steps: int = 0  # n >= 2: one of n evenly spaced factors instead (fine-tuning can cache them)
     augment_noise: float = 0.0  # probability of additive coloured noise (SNR 5-30 dB)
     augment_reverb: float = 0.0  # probability of a synthetic room impulse response (RT60 0.1-0.6 s)
     # fine-tuning
@@ -53,7 +54,8 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def augmentation(self) -> Augmentation:
-        return Augmentation(speed=self.augment_speed, noise=self.augment_noise, reverb=self.augment_reverb)
+        return Augmentation(speed=self.augment_speed, speed_steps=self.augment_speed_steps, noise=self.augment_noise,
+                            reverb=self.augment_reverb)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

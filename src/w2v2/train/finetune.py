@@ -206,9 +206,11 @@ def reinit_top_blocks(encoder: nn.Module, cfg: W2V2Config, n: int, seed: int) ->
 
 def features_repeat(tcfg: TrainConfig, cfg: W2V2Config, train: list[Entry]) -> bool:
     """Whether each clip's feature-encoder output is the same every epoch (what the feature cache
-    needs): a frozen encoder, and no random crop or augmentation changes the audio."""
-    return (cfg.feature_grad_mult == 0 and tcfg.max_sample_size >= max(e.samples for e in train)
-            and not tcfg.augmentation().active)
+    needs): a frozen encoder, no random crop, and augmentation at most to a few fixed versions of a
+    clip (discrete speed factors: the cache keeps each version's features)."""
+    augment = tcfg.augmentation()
+    return (cfg.feature_grad_mult == 0 and augment.finite
+            and tcfg.max_sample_size >= max(e.samples for e in train) / augment.slowest + 1)
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -240,6 +242,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     trainer = Trainer(task, model, train, tcfg, out, cfg.to_dict(), resume=args.resume)
     result = trainer.train()
     if trainer.dist.is_main:
+        if cache is not None:
+            print(f"feature cache: {cache.hits} hits, {cache.misses} misses, {len(cache.store)} clip versions "
+                  f"kept ({cache.bytes / 2**20:.0f} MB)")
         print(f"fine-tuning done: {result['num_updates']} updates, "
               f"best dev {args.best_by.upper()} {result['best']:.2f}%, {dropped} training utterances dropped (too short for their transcript), {dropped_valid} dev; "
               f"model: {out / 'best'}")
