@@ -82,6 +82,7 @@ def test_discrete_speed_factors_give_a_few_named_versions_of_a_clip():
     assert np.array_equal(seen[""], wav)
     for factor in (0.9, 1.1):  # played factor x faster: the duration divides by it
         assert abs(len(seen[f"@speed={factor}"]) - len(wav) / factor) <= 2
+    assert len(seen["@speed=0.9"]) <= aug.longest(len(wav)) and Augmentation().longest(len(wav)) == len(wav)
     assert aug.finite and not Augmentation(speed=0.1).finite and not Augmentation(speed=0.1, speed_steps=3, noise=0.5).finite
     _, name = Augmentation(speed=0.1).version(wav, np.random.default_rng(0))
     assert name.startswith("@speed=") and name not in seen  # continuous factors: a new version each draw

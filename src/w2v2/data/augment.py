@@ -9,6 +9,7 @@ data loader's (seed, epoch, batch) like its crops, and a resumed run sees the sa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +47,10 @@ class Augmentation:
         every time it is drawn: what a cache of their features needs."""
         return self.noise == 0 and self.reverb == 0 and (self.speed == 0 or self.speed_steps >= 2)
 
-    @property
-    def slowest(self) -> float:
-        """The smallest speed factor: a clip grows by at most 1 / slowest."""
-        return 1 - self.speed
+    def longest(self, samples: int) -> int:
+        """The most samples a clip of ``samples`` can have after augmentation (slowed to 1 - speed,
+        with a sample of resampling round-off)."""
+        return samples if self.speed == 0 else math.ceil(samples / (1 - self.speed)) + 1
 
     def version(self, wav: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """One augmented copy of a mono 16 kHz float32 clip (its length changes with the speed) and a

@@ -210,7 +210,7 @@ def features_repeat(tcfg: TrainConfig, cfg: W2V2Config, train: list[Entry]) -> b
     clip (discrete speed factors: the cache keeps each version's features)."""
     augment = tcfg.augmentation()
     return (cfg.feature_grad_mult == 0 and augment.finite
-            and tcfg.max_sample_size >= max(e.samples for e in train) / augment.slowest + 1)
+            and tcfg.max_sample_size >= augment.longest(max(e.samples for e in train)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
