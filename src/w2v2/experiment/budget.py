@@ -224,7 +224,7 @@ SCALES = {
     # Fine-tuning plays each labeled clip at a speed factor drawn from [0.9, 1.1] (Kaldi's speed
     # perturbation; twenty-sixth session, rows AUGS10 / AUGS1h on R10's model against its fine-tuning
     # re-run the same day, REF10 / REF1h: dev CER 47.0 / 36.5 against 48.4 / 38.6 in 1,350 / 1,600
-    # updates against 2,400 / 2,277, since the feature cache cannot serve changed audio). Not for the
+    # updates against 2,400 / 2,277: the cache cannot serve a continuously drawn factor). Not for the
     # scratch models: in the 8 minutes their 1,267 updates left the blank plateau only at the end
     # (row SCR-AUGS10: dev CER 85.6 against R10's 73.7 with the cache's 2,081 updates). The phone
     # models (`--units phones`) get it too (row R11-phones: dev PER 40.2 against PU-R10's 43.3 on the
