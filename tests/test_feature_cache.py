@@ -102,3 +102,43 @@ def test_same_file_names_in_two_folders_get_their_own_features(tmp_path):
             own = fe(torch.from_numpy(load_audio(e.path))[None])[0][0]
             assert torch.equal(cache.store[e.id], own), e.id
     assert sorted(cache.store) == ["a/clip000.flac", "a/clip001.flac", "b/clip000.flac", "b/clip001.flac"]
+
+
+def test_batches_padded_to_a_multiple_change_nothing_on_the_valid_frames(tmp_path):
+    """``pad_multiple`` rounds a padded batch up to a multiple of samples (fewer distinct shapes;
+    ``crop_multiple`` a cropped one down):
+    the clips and their lengths are unchanged, the cache returns the encoder's frame count for the
+    padded length, and the CTC logits on valid frames are those of the tightly padded batch."""
+    entries = read_manifest(write_corpus(tmp_path, n=3, seed=4, texts=["AB"]))
+    longest = max(e.samples for e in entries)
+
+    def batch(multiple):
+        return next(iter(make_loader(entries, 10**6, 10**6, 0, 0, CFG.normalize, False, num_workers=0,
+                                     shuffle=False, pad_multiple=multiple)))
+
+    tight, grid = batch(0), batch(8000)
+    assert tight.waveform.shape[1] == longest
+    assert grid.waveform.shape[1] == -(-longest // 8000) * 8000 > longest
+    assert torch.equal(grid.lengths, tight.lengths) and not grid.waveform[:, longest:].any()
+    assert torch.equal(grid.waveform[:, :longest], tight.waveform)
+    shortest = min(e.samples for e in entries)
+
+    def cropped(multiple):  # pre-training crops to the shortest clip: no padding whatever pad_multiple says
+        return next(iter(make_loader(entries, 10**6, 10**6, 0, 0, CFG.normalize, True, num_workers=0,
+                                     pad_multiple=8000, crop_multiple=multiple))).waveform.shape[1]
+
+    assert cropped(0) == shortest and cropped(8000) == shortest // 8000 * 8000 < shortest
+    assert cropped(10**6) == shortest  # a shortest clip under one multiple is kept whole
+    model = frozen_ctc()
+    fe = model.wav2vec2.feature_extractor
+    z, frames = FeatureCache(10**8).encode(fe, grid.waveform, grid.lengths, grid.ids)
+    with torch.no_grad():
+        own = fe(grid.waveform, grid.lengths)
+        assert z.shape[1] == own[0].shape[1] > int(frames.max()) and torch.equal(frames, own[1])
+        a = model(tight.waveform, tight.lengths)
+        b = model(grid.waveform, grid.lengths, conv_features=(z, frames))
+        c = model(grid.waveform, grid.lengths)
+    assert torch.equal(a.lengths, b.lengths) and torch.equal(a.lengths, c.lengths)
+    for i, n in enumerate(a.lengths.tolist()):
+        assert torch.allclose(a.logits[i, :n], b.logits[i, :n], atol=1e-5)
+        assert torch.allclose(a.logits[i, :n], c.logits[i, :n], atol=1e-5)

@@ -60,17 +60,37 @@ def make_batches(sizes: list[int], max_tokens: int, max_sample_size: int, seed: 
     return batches
 
 
+def padded_length(longest: int, multiple: int) -> int:
+    """A padded batch's length: its longest clip rounded up to a multiple of ``multiple`` samples (0:
+    not rounded). With clips of every length (speed perturbation draws a new length each epoch)
+    nearly every batch would have a shape of its own, and each new shape makes oneDNN build and
+    cache new kernels: rounded up to 0.5 s, fine-tuning with speed perturbation made 1.5x the
+    updates (docs/small_compute.md, row PAD)."""
+    return -(-longest // multiple) * multiple if multiple > 0 else longest
+
+
+def cropped_length(shortest: int, max_sample_size: int, multiple: int) -> int:
+    """A cropped batch's length: its shortest clip, at most ``max_sample_size``, rounded down to a
+    multiple of ``multiple`` samples when it holds one (0: not rounded). Fewer distinct lengths, as
+    ``padded_length``: at 0.5 s, pre-training made 1.25x the updates and 1.15x the audio per
+    second (docs/small_compute.md, row CROP)."""
+    n = min(shortest, max_sample_size)
+    return n // multiple * multiple if 0 < multiple <= n else n
+
+
 class AudioDataset(Dataset):
     """Item = one batch (a list of manifest indices), so that crops are decided per batch.
 
     ``crop_to_shortest`` (pre-training, as fairseq): every clip is randomly cropped to the shortest
     clip of its batch (and to ``max_sample_size``): no padding, so the group-norm encoder and the
-    masks never see padding. Otherwise (fine-tuning) clips are zero-padded and lengths returned.
+    masks never see padding. Otherwise (fine-tuning) clips are zero-padded (to ``padded_length``)
+    and lengths returned.
     """
 
     def __init__(self, entries: list[Entry], batches: list[list[int]], max_sample_size: int, seed: int,
                  epoch: int, normalize_audio: bool, crop_to_shortest: bool,
-                 batch_ids: list[int] | None = None, augment: Augmentation | None = None) -> None:
+                 batch_ids: list[int] | None = None, augment: Augmentation | None = None,
+                 pad_multiple: int = 0, crop_multiple: int = 0) -> None:
         self.entries = entries
         # the crops of a batch are seeded by its index in the epoch, whichever rank reads it
         self.batch_ids = list(range(len(batches))) if batch_ids is None else batch_ids
@@ -80,6 +100,7 @@ class AudioDataset(Dataset):
         self.epoch = epoch
         self.normalize_audio = normalize_audio
         self.crop_to_shortest = crop_to_shortest
+        self.pad_multiple, self.crop_multiple = pad_multiple, crop_multiple
         self.augment = augment if augment is not None and augment.active else None
 
     def __len__(self) -> int:
@@ -94,15 +115,17 @@ class AudioDataset(Dataset):
             versions = [self.augment.version(w, rng) for w in wavs]
             wavs = [w for w, _ in versions]
             ids = [i + name for i, (_, name) in zip(ids, versions)]
-        target = min(len(w) for w in wavs) if self.crop_to_shortest else None
+        target = cropped_length(min(len(w) for w in wavs), self.max_sample_size, self.crop_multiple) \
+            if self.crop_to_shortest else None
         out = []
         for w in wavs:
-            size = min(len(w), self.max_sample_size, target or len(w))
+            size = min(len(w), target) if target is not None else min(len(w), self.max_sample_size)
             start = int(rng.integers(0, len(w) - size + 1))
             w = w[start:start + size]
             out.append(normalize(w) if self.normalize_audio else w)
         lengths = torch.tensor([len(w) for w in out])
-        waveform = torch.zeros(len(out), int(lengths.max()))
+        longest = int(lengths.max())
+        waveform = torch.zeros(len(out), longest if self.crop_to_shortest else padded_length(longest, self.pad_multiple))
         for i, w in enumerate(out):
             waveform[i, :len(w)] = torch.from_numpy(w)
         return Batch(waveform, lengths, [e.text for e in items], ids)
@@ -111,7 +134,7 @@ class AudioDataset(Dataset):
 def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, seed: int, epoch: int,
                 normalize_audio: bool, crop_to_shortest: bool, start_batch: int = 0, rank: int = 0,
                 world_size: int = 1, num_workers: int = 1, shuffle: bool = True,
-                augment: Augmentation | None = None) -> DataLoader:
+                augment: Augmentation | None = None, pad_multiple: int = 0, crop_multiple: int = 0) -> DataLoader:
     """Loader over this rank's shard of the epoch's batches, starting at ``start_batch``.
 
     Every rank gets the same number of batches (the remainder is dropped), so that data-parallel
@@ -122,6 +145,7 @@ def make_loader(entries: list[Entry], max_tokens: int, max_sample_size: int, see
     per_rank = len(batches) // world_size
     ids = list(range(rank, len(batches), world_size))[:per_rank][start_batch:]
     ds = AudioDataset(entries, [batches[i] for i in ids], max_sample_size, seed, epoch, normalize_audio,
-                      crop_to_shortest, batch_ids=ids, augment=augment)
+                      crop_to_shortest, batch_ids=ids, augment=augment, pad_multiple=pad_multiple,
+                      crop_multiple=crop_multiple)
     return DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
                       prefetch_factor=4 if num_workers > 0 else None, persistent_workers=False)

@@ -32,6 +32,12 @@ class TrainConfig:
     max_tokens: int = 1_400_000  # samples per micro-batch
     max_sample_size: int = 250_000
     min_sample_size: int = 32_000
+    # padded (fine-tuning) batches: their length rounded up to a multiple of this many samples (0 = the
+    # longest clip's), so that batch shapes recur and oneDNN / cuDNN reuse their kernels
+    pad_multiple: int = 8000
+    # cropped (pre-training) batches: the shortest clip's length rounded down to a multiple of this many
+    # samples (0 = not rounded; a shortest clip under one multiple is kept whole)
+    crop_multiple: int = 0
     precision: str = "auto"  # "auto" (bf16 where native, else fp32: precision.py), "fp32", "bf16", "fp16" (CUDA)
     max_bad_updates: int = 20  # stop after this many non-finite updates in a row
     # waveform augmentation of the training clips (data/augment.py; 0 = off)

@@ -17,6 +17,7 @@ the padded length.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
@@ -34,8 +35,9 @@ class FeatureCache:
     def encode(self, encoder: FeatureEncoder, waveform: Tensor, lengths: Tensor,
                keys: list[str]) -> tuple[Tensor, Tensor]:
         """(B, samples) padded waveforms of the utterances with ids ``keys`` -> (B, T', C) conv
-        features (zero past each utterance's frames) and the (B,) frame counts; the encoder's
-        parameters must be frozen."""
+        features (zero past each utterance's frames; T' is the encoder's frame count for the padded
+        length, as in the encoder's own output) and the (B,) frame counts; the encoder's parameters
+        must be frozen."""
         if any(p.requires_grad for p in encoder.parameters()):
             raise RuntimeError("the feature cache needs a frozen feature encoder")
         frame_lengths = encoder.output_lengths(lengths)
@@ -54,4 +56,5 @@ class FeatureCache:
                     self.hits += 1
                 feats.append(z)
         out = pad_sequence([z.to(waveform.device, feats[0].dtype) for z in feats], batch_first=True)
-        return out, frame_lengths
+        total = int(encoder.output_lengths(torch.tensor([waveform.shape[1]]))[0])
+        return F.pad(out, (0, 0, 0, total - out.shape[1])), frame_lengths

@@ -185,7 +185,8 @@ class Trainer:
         cfg, d = self.cfg, self.dist
         loader = make_loader(self.entries, cfg.max_tokens, cfg.max_sample_size, cfg.seed, epoch, self.task.normalize,
                              self.task.crop_to_shortest, start_batch=start, rank=d.rank, world_size=d.world_size,
-                             num_workers=cfg.num_workers, augment=cfg.augmentation())
+                             num_workers=cfg.num_workers, augment=cfg.augmentation(), pad_multiple=cfg.pad_multiple,
+                             crop_multiple=cfg.crop_multiple)
         return len(loader), iter(loader)
 
     def micro_batches(self) -> Iterator[MicroBatch]:
