@@ -64,8 +64,8 @@ def padded_length(longest: int, multiple: int) -> int:
     """A padded batch's length: its longest clip rounded up to a multiple of ``multiple`` samples (0:
     not rounded). With clips of every length (speed perturbation draws a new length each epoch)
     nearly every batch would have a shape of its own, and each new shape makes oneDNN build and
-    cache new kernels: rounded up to 0.5 s, fine-tuning with speed perturbation made 1.5x the
-    updates (docs/small_compute.md, row PAD)."""
+    cache new kernels: rounded up to 0.5 s, fine-tuning with speed perturbation made 1.2-1.5x the
+    updates in two-minute probes (docs/small_compute.md, row PAD)."""
     return -(-longest // multiple) * multiple if multiple > 0 else longest
 
 
