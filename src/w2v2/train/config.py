@@ -33,7 +33,7 @@ class TrainConfig:
     max_sample_size: int = 250_000
     min_sample_size: int = 32_000
     # padded (fine-tuning) batches: their length rounded up to a multiple of this many samples (0 = the
-    # longest clip's), so that batch shapes recur and oneDNN / cuDNN reuse their kernels
+    # longest clip's), so that batch shapes recur and oneDNN reuses its kernels (measured on CPU only)
     pad_multiple: int = 8000
     # cropped (pre-training) batches: the shortest clip's length rounded down to a multiple of this many
     # samples (0 = not rounded; a shortest clip under one multiple is kept whole)
