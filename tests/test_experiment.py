@@ -313,15 +313,16 @@ def parse_pretrain(args: list[str]):
     return parsed, model_config(parsed)[0]
 
 
-@pytest.mark.parametrize("scale,pace,quantized,units", [
-    ("demo", "time", False, 0), ("real", "time", False, 100), ("short", "updates", True, 0), ("ci", "updates", False, 0)])
-def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized, units):
+@pytest.mark.parametrize("scale,pace,quantized,units,crop", [
+    ("demo", "time", False, 0, 0), ("real", "time", False, 100, 8000), ("short", "updates", True, 0, 0),
+    ("ci", "updates", False, 0, 0)])
+def test_budgets_pretrain_with_their_pace_and_targets(scale, pace, quantized, units, crop):
     """docs/small_compute.md, rows T1: the demo budget pre-trains with continuous targets, the real one
     (rows U100, R8) with 100 MFCC units, both on a clock-paced schedule; short (the ablations) keeps the
-    paper's quantized targets and the update pace."""
+    paper's quantized targets and the update pace. The real one rounds its crops to 0.5 s (rows CROP)."""
     from w2v2.experiment.budget import SCALES
     parsed, cfg = parse_pretrain(SCALES[scale].pretrain_args("u.tsv", Path("o"), seed=1))
-    assert parsed.schedule_pace == pace
+    assert parsed.schedule_pace == pace and parsed.crop_multiple == crop
     assert cfg.quantize_targets is quantized and cfg.quantize_input is False and cfg.target_units == units
 
 
