@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/throughput.py                       # 0, 1 and 2 loader workers, 4 min each
     .venv/bin/python benchmarks/throughput.py --minutes 1 --workers 1
+    .venv/bin/python benchmarks/throughput.py --workers 1 --crop-multiple 8000   # the real budget's crops
 
 Builds a manifest of /work/shared/data/splits/unlabeled.tsv (``w2v2 data manifest``) unless
 ``--manifest`` is given, then runs the unchanged ``w2v2 pretrain`` for ``--minutes`` of wall time per
@@ -41,10 +42,11 @@ def build_manifest(out: Path) -> Path:
     return path
 
 
-def pretrain_command(manifest: Path, run_dir: Path, workers: int | str, minutes: float, log_every: int) -> list[str]:
+def pretrain_command(manifest: Path, run_dir: Path, workers: int | str, minutes: float, log_every: int,
+                     crop_multiple: int) -> list[str]:
     return [W2V2, "pretrain", "--preset", "tiny", "--train", str(manifest), "--out", str(run_dir),
             "--num-workers", str(workers), "--max-minutes", str(minutes), "--log-every", str(log_every),
-            "--validate-every", "1000000", "--save-every", "1000000"]
+            "--validate-every", "1000000", "--save-every", "1000000", "--crop-multiple", str(crop_multiple)]
 
 
 def weighted(rows: list[dict], key: str) -> float:
@@ -102,14 +104,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="loader worker counts (default 0 1 2)")
     p.add_argument("--minutes", type=float, default=4.0, help="wall time of each run (default 4)")
     p.add_argument("--log-every", type=int, default=10, help="updates per log interval (default 10)")
+    p.add_argument("--crop-multiple", type=int, default=0,
+                   help="w2v2 pretrain --crop-multiple (crops rounded down to this many samples; default 0: none)")
     p.add_argument("--manifest", type=Path, help="an existing manifest (default: built from the unlabeled split)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument("--runs-dir", type=Path,
                    help="where the pre-training runs (checkpoints, logs) go; default: a temporary folder, removed "
                         "at the end (they are hundreds of MB and must not land in the repository)")
     args = p.parse_args(argv)
-    if args.minutes <= 0 or args.log_every < 1 or min(args.workers) < 0:
-        p.error("--minutes must be > 0, --log-every >= 1, --workers >= 0")
+    if args.minutes <= 0 or args.log_every < 1 or min(args.workers) < 0 or args.crop_multiple < 0:
+        p.error("--minutes must be > 0, --log-every >= 1, --workers >= 0, --crop-multiple >= 0")
     return args
 
 
@@ -130,12 +134,14 @@ def measure(args: argparse.Namespace, runs: Path) -> None:
     manifest = args.manifest or build_manifest(args.out)
     results = []
     for workers in tqdm(args.workers, desc="pretrain runs", unit="run"):
-        cmd = pretrain_command(manifest, runs / f"workers{workers}", workers, args.minutes, args.log_every)
+        cmd = pretrain_command(manifest, runs / f"workers{workers}", workers, args.minutes, args.log_every,
+                               args.crop_multiple)
         t0 = time.time()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         results.append(summarize(runs / f"workers{workers}", workers, time.time() - t0))
     info["load_end"] = os.getloadavg()
-    shown = " ".join(pretrain_command(Path("unlabeled.tsv"), Path("RUN"), "N", args.minutes, args.log_every))
+    shown = " ".join(pretrain_command(Path("unlabeled.tsv"), Path("RUN"), "N", args.minutes, args.log_every,
+                                      args.crop_multiple))
     text = report(info, results, shown.replace(W2V2, "w2v2"))
     print(text)
     (args.out / "throughput.md").write_text(text)

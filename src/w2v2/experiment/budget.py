@@ -235,9 +235,10 @@ SCALES = {
     # fixed factors with cached features were level (twenty-seventh session, rows RS20-10, RN10,
     # RM10-10, RC10).
     # Pre-training crops are rounded down to a multiple of 0.5 s (`--crop-multiple 8000`), so that
-    # batch shapes recur and oneDNN reuses its kernels (twenty-eighth session, rows CROP / CROP10:
-    # 1.31x the updates in 10 minutes, validation unit accuracy 0.0956 against 0.0891; the whole run
-    # with it, row R13).
+    # batch shapes recur and oneDNN reuses its kernels (rows CROP10: 1.31x the updates in 10 minutes
+    # in bf16, validation unit accuracy 0.0956 against 0.0891; rows CROPF, fp32 on another CPU, two
+    # seeds: 1.14-1.24x, 0.0735 / 0.0741 against 0.0692 / 0.0683, dev CER after the ten-minute
+    # fine-tuning below 64.0 / 64.2 against 66.9 / 65.0). Not yet measured over the whole hour.
     "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),
