@@ -6,26 +6,34 @@
 #   bash benchmarks/shape_probe.sh MANIFEST_DIR PRETRAINED_DIR OUT [MINUTES [finetune|pretrain|both]]
 # MANIFEST_DIR holds unlabeled.tsv, labeled_10min.tsv and kathleen_dev.tsv (README, `--scale real`);
 # PRETRAINED_DIR is a pre-trained `tiny` model (for example a `real` run's pretrain/best).
+# The commands are the budget's own (experiment/budget.py), with the probe's limits appended (later
+# options win): no update cap, MINUTES of wall time, no validation or checkpoint before the end.
 set -eu
 MAN=$1; INIT=$2; OUT=$3; MIN=${4:-2}; WHICH=${5:-both}
 W=${W2V2:-.venv/bin/w2v2}
+PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
-ft() {  # ft NAME PAD
-  rm -rf "$OUT/$1"
-  $W finetune --train "$MAN/labeled_10min.tsv" --valid "$MAN/kathleen_dev.tsv" --out "$OUT/$1" --recipe 10min \
-    --init "$INIT" --arch tiny --max-updates 100000 --max-minutes "$MIN" --schedule-pace time --lr 0.001 \
-    --max-tokens 320000 --validate-every 100000 --save-every 100000 --freeze-encoder-updates 0 \
-    --unfreeze-warmup-updates 0 --head-lr-scale 10.0 --set mask_prob=0.3 --set mask_channel_prob=0.15 \
-    --augment-speed 0.1 --unknown map --seed 1 --pad-multiple "$2" > "$OUT/$1.log" 2>&1
-  echo "finetune --pad-multiple $2: $(grep -ao 'done: [0-9]* updates' "$OUT/$1.log")"
+budget_args() {  # budget_args finetune|pretrain RUN_DIR: the real budget's arguments, NUL-separated
+  "$PY" -c '
+import sys
+from pathlib import Path
+from w2v2.experiment.budget import SCALES
+which, man, init, out = sys.argv[1:]
+b = SCALES["real"]
+args = (b.finetune_args(f"{man}/labeled_10min.tsv", 10.0, f"{man}/kathleen_dev.tsv", Path(out), init, seed=1)
+        if which == "finetune" else b.pretrain_args(f"{man}/unlabeled.tsv", Path(out), seed=1))
+sys.stdout.write("\0".join(args))' "$1" "$MAN" "$INIT" "$2"
 }
-pt() {  # pt NAME CROP
-  rm -rf "$OUT/$1"
-  $W pretrain --train "$MAN/unlabeled.tsv" --out "$OUT/$1" --preset tiny --max-updates 100000 --max-minutes "$MIN" \
-    --schedule-pace time --lr 0.0005 --max-tokens 512000 --valid-max-clips 200 --validate-every 100000 \
-    --save-every 100000 --seed 1 --set quantize_targets=False --set target_units=100 --crop-multiple "$2" \
-    > "$OUT/$1.log" 2>&1
-  echo "pretrain --crop-multiple $2: $(grep -ao 'done: [0-9]* updates' "$OUT/$1.log")"
+probe() {  # probe finetune|pretrain NAME OPTION VALUE
+  rm -rf "$OUT/$2"
+  mapfile -d '' args < <(budget_args "$1" "$OUT/$2")
+  $W "${args[@]}" --max-updates 100000 --max-minutes "$MIN" --validate-every 100000 --save-every 100000 \
+    "$3" "$4" > "$OUT/$2.log" 2>&1
+  echo "$1 $3 $4: $(grep -ao 'done: [0-9]* updates' "$OUT/$2.log")"
 }
-if [ "$WHICH" != pretrain ]; then ft ft-a1 0; ft ft-b1 8000; ft ft-a2 0; ft ft-b2 8000; fi
-if [ "$WHICH" != finetune ]; then pt pt-a1 0; pt pt-b1 8000; pt pt-a2 0; pt pt-b2 8000; fi
+if [ "$WHICH" != pretrain ]; then
+  for n in 1 2; do probe finetune ft-a$n --pad-multiple 0; probe finetune ft-b$n --pad-multiple 8000; done
+fi
+if [ "$WHICH" != finetune ]; then
+  for n in 1 2; do probe pretrain pt-a$n --crop-multiple 0; probe pretrain pt-b$n --crop-multiple 8000; done
+fi
