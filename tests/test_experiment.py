@@ -151,6 +151,39 @@ def test_lowres_phone_units_beside_letters(tmp_path, monkeypatch):
         lowres.run_lowres(args)
 
 
+def test_lowres_units_and_scratch_baselines_from_the_scale(tmp_path, monkeypatch):
+    """Without --units the scale's units are fine-tuned; a scale whose scratch_units lack phones
+    fine-tunes (and tunes, evaluates and reports) phone models from the pre-trained model only."""
+    from train_utils import write_corpus
+
+    entries = read_manifest(write_corpus(tmp_path / "corpus", n=5))
+    for name, part in {"unlabeled": entries[:2], "lab": entries[2:3], "dev": entries[3:4], "test": entries[4:5]}.items():
+        write_manifest(tmp_path / "a" / f"{name}.tsv", part)
+    monkeypatch.setattr(lowres, "StageRunner", DryRunner)
+    monkeypatch.setitem(lowres.SCALES, "ci", dataclasses.replace(
+        lowres.SCALES["ci"], units=("letters", "phones"), scratch_units=("letters",)))
+    a, exp = tmp_path / "a", tmp_path / "exp"
+    args = argparse.Namespace(unlabeled=str(a / "unlabeled.tsv"), labeled=[str(a / "lab.tsv")], dev=str(a / "dev.tsv"),
+                              test=[str(a / "test.tsv")], lm_text=str(tmp_path / "lm.txt"), out=str(exp),
+                              scale="ci", decoders=["greedy", "ngram"], units=None, seed=1)
+    lowres.run_lowres(args)
+    stages = {json.loads(m.read_text())["stage"] for m in exp.rglob("stage.json")}
+    assert {s for s in stages if s.startswith("finetune ")} == {
+        "finetune lab-pretrained", "finetune lab-scratch", "finetune lab-phones-pretrained"}
+    assert not any("phones-scratch" in s for s in stages)
+    rows = json.loads((exp / "report.json").read_text())["rows"]
+    assert sorted((r["units"], r["pretrained"], r["decoder"]) for r in rows) == sorted(
+        [("letters", p, d) for p in (True, False) for d in ("greedy", "ngram")] + [("phones", True, "ngram")])
+    assert "| lab (0.0 min) | phones | no |" not in (exp / "report.md").read_text()
+
+
+def test_real_scale_fine_tunes_phones_beside_letters_and_scratch_letters_only():
+    real = lowres.SCALES["real"]
+    assert real.units == ("letters", "phones")
+    assert [real.inits(u) for u in real.units] == [("pretrained", "scratch"), ("pretrained",)]
+    assert all(lowres.SCALES[s].units == ("letters",) for s in ("ci", "demo", "short"))
+
+
 @pytest.mark.slow
 def test_lowres_experiment_end_to_end(tmp_path):
     if shutil.which("espeak-ng") is None:

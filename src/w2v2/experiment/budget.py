@@ -46,6 +46,13 @@ class Budget:
     beam_size: int  # the 4-gram search's beam (and the first pass of rescoring)
     beam_size_token: int  # units tried per frame in that search (0: all)
     transformer_beam: int  # the Transformer LM is queried per hypothesis: a smaller beam
+    units: tuple[str, ...]  # fine-tuning's output units when ``experiment lowres --units`` is not given
+    scratch_units: tuple[str, ...]  # the units whose models are also fine-tuned from scratch (the baseline)
+
+    def inits(self, units: str) -> tuple[str, ...]:
+        """The initialisations fine-tuned for these output units: the pre-trained model, and a random
+        one where ``scratch_units`` holds them."""
+        return ("pretrained", "scratch") if units in self.scratch_units else ("pretrained",)
 
     def pretrain_args(self, train: str, out: Path, seed: int, sets: Sequence[str] = ()) -> list[str]:
         """``w2v2 pretrain`` at this budget; ``sets`` are model-config overrides (``field=value``) applied
@@ -142,7 +149,9 @@ DEMO = Budget(
     tune_trials=6,
     beam_size=1000,
     beam_size_token=10,
-    transformer_beam=8)
+    transformer_beam=8,
+    units=("letters",),
+    scratch_units=("letters", "phones"))
 
 
 SCALES = {
@@ -175,7 +184,9 @@ SCALES = {
         tune_trials=1,
         beam_size=5,
         beam_size_token=0,
-        transformer_beam=4),
+        transformer_beam=4,
+        units=("letters",),
+        scratch_units=("letters", "phones")),
     "demo": DEMO,
     # the ablations on real speech: each variant pre-trains 5 and fine-tunes 2.5 minutes (about 8 min)
     # (the top block kept and 3 % of the shared pool held out, as when the ablations' results were
@@ -238,13 +249,22 @@ SCALES = {
     # batch shapes recur and oneDNN reuses its kernels (rows CROP10: 1.31x the updates in 10 minutes
     # in bf16, validation unit accuracy 0.0956 against 0.0891; rows CROPF, fp32 on another CPU, two
     # seeds: 1.14-1.24x, 0.0735 / 0.0741 against 0.0692 / 0.0683, dev CER after the ten-minute
-    # fine-tuning below 64.0 / 64.2 against 66.9 / 65.0). Not yet measured over the whole hour.
-    "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=60.0,
+    # fine-tuning below 64.0 / 64.2 against 66.9 / 65.0); the whole run with them, row R13: 8,501
+    # updates in the hour, kathleen_test greedy CER 45.3 / 34.8 (10 min / 1 h).
+    # Phone units beside letters (thirty-second session, row R14): CMUdict phones decoded through a
+    # pronunciation lexicon cut the 4-gram WER of the pre-trained models by 12-15 points (rows
+    # R6-phones, R8s2-phones, R11-phones: kathleen_test 61.1 / 38.3 against 74-76 / 55-56 for letters)
+    # and did not help the scratch models (96.7 / 91.3 against about 98 / 95), so only the pre-trained
+    # models get them. Their two fine-tunings and decoding (about 20 minutes) fit the two hours with the
+    # pre-training at 55 minutes (the last 1,300 updates of R13's hour moved validation accuracy from
+    # 0.174 to 0.175; ten more minutes after the hour were level, row CONT) and every fine-tuning at
+    # 7 (10 minutes were level with 8, rows RM10-10).
+    "real": dataclasses.replace(DEMO, reinit_blocks=0, pretrain_updates=12000, pretrain_minutes=55.0,
                                 pretrain_valid_clips=200,
                                 pretrain_sets=("quantize_targets=False", "target_units=100"),
                                 pretrain_crop_multiple=8000,
                                 finetune_mask_prob=0.3, mask_max_labeled_minutes=30.0, finetune_speed=0.1,
                                 finetune_updates=2400,
-                                finetune_minutes=8.0, validate_every=200, lm_steps=1500, tune_trials=12,
-                                beam_size=500),
+                                finetune_minutes=7.0, validate_every=200, lm_steps=1500, tune_trials=12,
+                                beam_size=500, units=("letters", "phones"), scratch_units=("letters",)),
 }

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from ..data.manifest import read_manifest
@@ -45,6 +44,8 @@ def check_disjoint(train_manifests: list[Path], held_out: list[Path]) -> None:
 
 
 def run_lowres(args: argparse.Namespace) -> Path:
+    budget = SCALES[args.scale]
+    args.units = args.units or list(budget.units)
     if not {"greedy", "ngram"} <= set(args.decoders):
         raise ValueError("--decoders needs greedy and ngram (the error analysis compares them; rescore re-ranks "
                          "the n-gram search)")
@@ -52,7 +53,6 @@ def run_lowres(args: argparse.Namespace) -> Path:
         raise ValueError("--units needs letters (the greedy rows and the error analysis); add phones beside them")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    budget = SCALES[args.scale]
     start = time.time()
     labeled, dev = [Path(p) for p in args.labeled], Path(args.dev)
     tests = [Path(p) for p in args.test]
@@ -64,7 +64,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
     phonemised = {m: out / "phones" / f"{n}.tsv" for m, n in zip([*labeled, dev], names)}
     runs = [(lab, init, units, finetune_dir(out, name, init, units))
             for units in UNITS if units in args.units for lab, name in zip(labeled, manifest_names(labeled))
-            for init in ("pretrained", "scratch")]
+            for init in budget.inits(units)]
     check_disjoint([Path(args.unlabeled), *labeled], [dev, *tests])
     runner = StageRunner(out)
     b = budget
@@ -122,7 +122,7 @@ def run_lowres(args: argparse.Namespace) -> Path:
     runner.run("error analysis", ["analyze", "errors", str(eval_dir(first_run, first_test, "greedy") / "hyps.tsv"),
                                   "--lm-hyps", str(eval_dir(first_run, first_test, "ngram") / "hyps.tsv"),
                                   "--lm-text", args.lm_text, "--out-dir", str(out / "errors")], out / "errors")
-    report = write_report(out, args, asdict(budget), runner.records, time.time() - start)
+    report = write_report(out, args, budget, runner.records, time.time() - start)
     print(f"report: {report} and {report.with_suffix('.html')}")
     return report
 
@@ -143,8 +143,10 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
                         "Transformer LM, the Transformer LM inside the beam search (slow: about 1 CPU-second per "
                         "second of audio at beam 8). greedy and ngram are needed for the error analysis, ngram "
                         "for rescore")
-    q.add_argument("--units", nargs="+", default=["letters"], choices=UNITS,
-                   help="fine-tuning's output units: letters, or letters and CMUdict phones (labeled and dev sets "
+    q.add_argument("--units", nargs="+", choices=UNITS,
+                   help="fine-tuning's output units (default: the scale's; letters and phones at real, letters "
+                        "elsewhere; phone models from scratch only where the scale trains them): letters, or "
+                        "letters and CMUdict phones (labeled and dev sets "
                         "phonemised, words outside CMUdict by espeak-ng's letter-to-sound rules; words through a "
                         "pronunciation lexicon in the LM searches; no greedy rows). On the shared data phones gave "
                         "5-8 dev WER points over letters with the 4-gram with ten labeled minutes, 13-15 with an hour "

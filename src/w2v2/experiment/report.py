@@ -10,7 +10,8 @@ import os
 import platform
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from ..analysis.report import markdown_table
@@ -18,6 +19,7 @@ from ..config import W2V2Config
 from ..data.manifest import read_manifest
 from ..interop.model_dir import atomic_write
 from ..train.logs import plot_run, read_log
+from .budget import Budget
 
 COLORS = {("letters", "pretrained"): "tab:blue", ("letters", "scratch"): "tab:red",
           ("phones", "pretrained"): "tab:green", ("phones", "scratch"): "tab:orange"}
@@ -104,17 +106,17 @@ def eval_dir(finetuned: Path, test: str, decoder: str) -> Path:
     return finetuned / "eval" / f"{test}-{decoder}"
 
 
-def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str],
-            units: Sequence[str] = ("letters",)) -> list[dict]:
-    """One row per (units, labeled set, initialisation, decoder): (WER, CER) % and (words,
-    characters) per test set, keyed by the sets' :func:`manifest_names`; None where an evaluation is
-    missing. Phone models have no greedy rows (:func:`decoders_of`)."""
+def collect(out: Path, labeled: list[Path], tests: list[Path], decoders: list[str], units: Sequence[str],
+            inits: Callable[[str], Sequence[str]]) -> list[dict]:
+    """One row per (units, labeled set, initialisation of ``inits(units)``, decoder): (WER, CER) % and
+    (words, characters) per test set, keyed by the sets' :func:`manifest_names`; None where an
+    evaluation is missing. Phone models have no greedy rows (:func:`decoders_of`)."""
     rows = []
     test_names = manifest_names(tests)
     sets = list(zip(manifest_names(labeled), map(minutes_of, labeled)))  # each manifest read once
     for unit in units:
         for lab_name, minutes in sets:
-            for init in ("pretrained", "scratch"):
+            for init in inits(unit):
                 for dec in (d for d in LM_NAMES if d in decoders_of(decoders, unit)):
                     row = {"labeled": lab_name, "minutes": minutes, "units": unit, "init": init, "decoder": dec}
                     for test in test_names:
@@ -182,9 +184,10 @@ def plot_wer_vs_minutes(rows: list[dict], tests: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, args: argparse.Namespace, budget: dict, records: list[dict], wall: float) -> Path:
+def write_report(out: Path, args: argparse.Namespace, scale: Budget, records: list[dict], wall: float) -> Path:
     labeled, test_paths = [Path(p) for p in args.labeled], [Path(p) for p in args.test]
-    rows, tests = collect(out, labeled, test_paths, args.decoders, args.units), manifest_names(test_paths)
+    rows = collect(out, labeled, test_paths, args.decoders, args.units, scale.inits)
+    tests, budget = manifest_names(test_paths), asdict(scale)
     plot_wer_vs_minutes(rows, tests, out / "wer_vs_minutes.png")
     figures = {"wer_vs_minutes.png": "WER against labeled minutes"}
     for run in [out / "pretrain"] + sorted((out / "finetune").glob("*")):
