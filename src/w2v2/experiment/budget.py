@@ -252,8 +252,8 @@ SCALES = {
     # fine-tuning below 64.0 / 64.2 against 66.9 / 65.0); the whole run with them, row R13: 8,501
     # updates in the hour, kathleen_test greedy CER 45.3 / 34.8 (10 min / 1 h).
     # Phone units beside letters (thirty-second session, row R14): CMUdict phones decoded through a
-    # pronunciation lexicon cut the 4-gram WER of the pre-trained models by 12-15 points (rows
-    # R6-phones, R8s2-phones, R11-phones: kathleen_test 61.1 / 38.3 against 74-76 / 55-56 for letters)
+    # pronunciation lexicon cut the 4-gram WER of the pre-trained models by 6-19 points (rows
+    # R6-phones, R8s2-phones, R11-phones; R11's kathleen_test 61.1 / 38.3 against 76.2 / 55.6 for letters)
     # and did not help the scratch models (96.7 / 91.3 against about 98 / 95), so only the pre-trained
     # models get them. Their two fine-tunings and decoding (about 20 minutes) fit the two hours with the
     # pre-training at 55 minutes (the last 1,300 updates of R13's hour moved validation accuracy from
