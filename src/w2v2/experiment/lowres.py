@@ -143,10 +143,11 @@ def add_parser(esub: argparse._SubParsersAction) -> None:
                         "Transformer LM, the Transformer LM inside the beam search (slow: about 1 CPU-second per "
                         "second of audio at beam 8). greedy and ngram are needed for the error analysis, ngram "
                         "for rescore")
+    defaults = "; ".join(f"{name}: {' '.join(b.units)} (scratch: {' '.join(b.scratch_units)})"
+                         for name, b in sorted(SCALES.items()))
     q.add_argument("--units", nargs="+", choices=UNITS,
-                   help="fine-tuning's output units (default: the scale's; letters and phones at real, letters "
-                        "elsewhere; phone models from scratch only where the scale trains them): letters, or "
-                        "letters and CMUdict phones (labeled and dev sets "
+                   help=f"fine-tuning's output units (default: the scale's, from scratch too where it says; "
+                        f"{defaults}): letters, or letters and CMUdict phones (labeled and dev sets "
                         "phonemised, words outside CMUdict by espeak-ng's letter-to-sound rules; words through a "
                         "pronunciation lexicon in the LM searches; no greedy rows). On the shared data phones gave "
                         "5-8 dev WER points over letters with the 4-gram with ten labeled minutes, 13-15 with an hour "
